@@ -1,0 +1,2 @@
+#include <iostream>
+int main() { std::cout << "omniround " << OMNI_VERSION << "\n"; }

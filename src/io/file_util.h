@@ -1,0 +1,55 @@
+// Files: read-only memory maps and atomic writes (temporary file in the same directory, fsync, rename, fsync of
+// the directory), so a reader never sees a half-written file and an interrupted job loses nothing written before.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace omni {
+
+class MappedFile {
+ public:
+  // Maps the whole file read-only; errors name the path and the errno text.
+  static std::shared_ptr<MappedFile> open(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  MappedFile() = default;
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  uint64_t size_ = 0;
+};
+
+std::string read_text_file(const std::string& path);
+bool file_exists(const std::string& path);
+uint64_t file_size(const std::string& path);
+
+// Writes a file so that it appears complete or not at all.
+class AtomicFileWriter {
+ public:
+  explicit AtomicFileWriter(std::string path);
+  ~AtomicFileWriter();  // removes the temporary file unless commit() succeeded
+  AtomicFileWriter(const AtomicFileWriter&) = delete;
+  AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
+
+  void write(const void* data, size_t bytes);  // errors (e.g. ENOSPC) name the target path
+  void write(std::string_view s) { write(s.data(), s.size()); }
+  void commit();  // fsync, rename over the target, fsync the directory
+
+ private:
+  std::string path_, tmp_path_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+void write_file_atomic(const std::string& path, std::string_view content);
+
+}  // namespace omni

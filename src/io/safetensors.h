@@ -1,0 +1,90 @@
+// safetensors: a validating reader over mmap (single files and sharded checkpoints with
+// model.safetensors.index.json) and an atomic writer. Every malformed input gives an omni::Error naming the
+// file and, where there is one, the tensor.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/tensor.h"
+#include "io/file_util.h"
+
+namespace omni {
+
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+  uint64_t data_begin = 0;  // byte offsets relative to the start of the data section
+  uint64_t data_end = 0;
+};
+
+struct SafetensorsHeader {
+  uint64_t data_offset = 0;  // absolute offset of the data section (8 + header length)
+  std::vector<TensorInfo> tensors;
+  std::map<std::string, std::string> metadata;  // the "__metadata__" entry
+};
+
+// Parses and validates the header of a safetensors file held in `bytes` (the whole file). `file_name` is used
+// in error messages only. Checks: header length vs file size, JSON syntax, object shapes, dtype names, shape
+// values, data_offsets vs dtype*shape, offsets beyond the file, overlaps, duplicate names.
+SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t size, const std::string& file_name);
+
+class SafetensorsFile {
+ public:
+  static std::shared_ptr<SafetensorsFile> open(const std::string& path);
+
+  const std::string& path() const { return file_->path(); }
+  const SafetensorsHeader& header() const { return header_; }
+  bool contains(std::string_view name) const;
+  const TensorInfo& info(std::string_view name) const;  // error naming the tensor and file when absent
+  // A tensor borrowing the mapped bytes (keeps the mapping alive).
+  Tensor tensor(std::string_view name) const;
+
+ private:
+  std::shared_ptr<MappedFile> file_;
+  SafetensorsHeader header_;
+  std::map<std::string, size_t, std::less<>> index_;
+};
+
+// All tensors of a model directory: model.safetensors, or the shards listed in model.safetensors.index.json
+// (every shard is opened and validated; a name mapped to a shard that lacks it is an error).
+class SafetensorsCheckpoint {
+ public:
+  static SafetensorsCheckpoint open_dir(const std::string& dir);
+
+  std::vector<std::string> names() const;  // sorted
+  bool contains(std::string_view name) const;
+  const TensorInfo& info(std::string_view name) const;
+  Tensor tensor(std::string_view name) const;  // error naming the tensor and directory when absent
+  const std::vector<std::shared_ptr<SafetensorsFile>>& files() const { return files_; }
+  uint64_t total_file_bytes() const;
+
+ private:
+  std::string dir_;
+  std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::map<std::string, size_t, std::less<>> where_;  // tensor name -> index into files_
+};
+
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;  // CPU, contiguous
+};
+
+// Writes one safetensors file atomically. Names must be unique; tensors are laid out in the given order,
+// each data offset aligned to 8 bytes... (header padded with spaces to a multiple of 8).
+void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
+// Writes `tensors` into `dir` as model.safetensors, or, when they exceed `max_shard_bytes`, as
+// model-0000i-of-0000n.safetensors shards plus model.safetensors.index.json. Each file is atomic. Returns the
+// file names written.
+std::vector<std::string> write_safetensors_sharded(const std::string& dir, const std::vector<NamedTensor>& tensors,
+                                                   uint64_t max_shard_bytes = 5'000'000'000ull,
+                                                   const std::map<std::string, std::string>& metadata = {});
+
+}  // namespace omni
