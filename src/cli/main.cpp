@@ -1,2 +1,44 @@
+// omniround: quantize transformer models to W4A16 and run them. Front end only: parses arguments, calls the
+// library, reports errors as one clear line and a non-zero exit code.
+#include <CLI/CLI.hpp>
+
+#include <exception>
 #include <iostream>
-int main() { std::cout << "omniround " << OMNI_VERSION << "\n"; }
+#include <utility>
+#include <vector>
+
+#include "cli/commands.h"
+#include "core/thread_pool.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"omniround " OMNI_VERSION " — W4A16 AutoRound quantization and inference"};
+  app.require_subcommand(1);
+  int threads = 0;
+  app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.set_version_flag("--version", std::string("omniround ") + OMNI_VERSION);
+
+  std::vector<std::pair<CLI::App*, std::function<int()>>> commands;
+  auto add = [&](std::function<int()> (*adder)(CLI::App&)) {
+    const size_t before = app.get_subcommands({}).size();
+    auto action = adder(app);
+    commands.emplace_back(app.get_subcommands({})[before], std::move(action));
+  };
+  add(omni::cli::add_generate_command);
+  add(omni::cli::add_inspect_command);
+  add(omni::cli::add_quantize_command);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    omni::set_num_threads(threads);
+    for (auto& [sub, action] : commands)
+      if (sub->parsed()) return action();
+  } catch (const std::exception& e) {
+    std::cerr << "omniround: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 2;
+}
