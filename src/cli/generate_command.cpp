@@ -53,7 +53,7 @@ int run_generate(const GenerateArgs& a) {
     if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), id) != opt.stop_ids.end()) return;
     std::cout << decoder.push(id) << std::flush;
   });
-  std::cout << decoder.flush() << "\n";
+  std::cout << "\n";
   std::fprintf(stderr,
                "prompt: %lld tokens, prefill %.1f tokens/s | generated: %lld tokens, decode %.1f tokens/s | "
                "stopped: %s\n",

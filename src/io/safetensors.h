@@ -25,7 +25,7 @@ struct TensorInfo {
 
 struct SafetensorsHeader {
   uint64_t data_offset = 0;  // absolute offset of the data section (8 + header length)
-  std::vector<TensorInfo> tensors;
+  std::vector<TensorInfo> tensors;  // in file order (by data offset)
   std::map<std::string, std::string> metadata;  // the "__metadata__" entry
 };
 
@@ -39,10 +39,13 @@ class SafetensorsFile {
   static std::shared_ptr<SafetensorsFile> open(const std::string& path);
 
   const std::string& path() const { return file_->path(); }
+  uint64_t file_bytes() const { return file_->size(); }
   const SafetensorsHeader& header() const { return header_; }
   bool contains(std::string_view name) const;
   const TensorInfo& info(std::string_view name) const;  // error naming the tensor and file when absent
-  // A tensor borrowing the mapped bytes (keeps the mapping alive).
+  // A tensor borrowing the mapped bytes (keeps the mapping alive). The mapping is read-only: writing through
+  // the tensor faults, so clone() before modifying. A tensor whose bytes are misaligned for its dtype (the
+  // format allows it) comes back as an aligned copy instead.
   Tensor tensor(std::string_view name) const;
 
  private:
@@ -75,14 +78,17 @@ struct NamedTensor {
   Tensor tensor;  // CPU, contiguous
 };
 
-// Writes one safetensors file atomically. Names must be unique; tensors are laid out in the given order,
-// each data offset aligned to 8 bytes... (header padded with spaces to a multiple of 8).
+// Writes one safetensors file atomically. Names must be unique; tensors are laid out contiguously in the given
+// order (the reference reader rejects gaps, so offsets are aligned only as far as the sizes allow); the header
+// is padded with spaces so that the data section starts at a multiple of 8. Empty metadata is omitted.
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
 // Writes `tensors` into `dir` as model.safetensors, or, when they exceed `max_shard_bytes`, as
-// model-0000i-of-0000n.safetensors shards plus model.safetensors.index.json. Each file is atomic. Returns the
-// file names written.
+// model-0000i-of-0000n.safetensors shards plus model.safetensors.index.json (written last). Each file is atomic;
+// `metadata` goes into every file's header. Creates `dir` if needed, and removes a stale model.safetensors (which
+// would shadow the new index) or a stale index (which would describe other files). Returns the file names
+// written.
 std::vector<std::string> write_safetensors_sharded(const std::string& dir, const std::vector<NamedTensor>& tensors,
                                                    uint64_t max_shard_bytes = 5'000'000'000ull,
                                                    const std::map<std::string, std::string>& metadata = {});

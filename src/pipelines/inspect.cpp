@@ -2,13 +2,14 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "quant/layer_selection.h"
 #include "quant/quant_config.h"
+#include "quant/quant_summary.h"
 
 namespace omni {
 namespace {
@@ -45,10 +46,8 @@ CheckpointInspection inspect_checkpoint(const std::string& dir) {
   CheckpointInspection c;
   c.dir = dir;
   c.config = load_qwen3_config(dir);
-  const std::string config_path = dir + "/config.json";
-  const std::optional<QuantizationConfig> q = parse_quantization_config(read_json_file(config_path), config_path);
-  const int bits = q ? q->bits : 16;
-  if (q) c.quantization = describe(*q);
+  const std::optional<QuantizationConfig> q = read_quantization_config(dir);
+  if (q) c.quantization = describe_quantization(*q);
 
   const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(dir);
   for (const std::string& name : ckpt.names()) {
@@ -61,7 +60,10 @@ CheckpointInspection inspect_checkpoint(const std::string& dir) {
     ++u.tensors;
     u.elements += n;
     u.bytes += bytes;
-    if (ends_with(name, ".qweight")) {
+    if (q && ends_with(name, ".qweight")) {
+      // Layers may override the global bit width through extra_config.
+      const std::string layer = name.substr(0, name.size() - std::string_view(".qweight").size());
+      const int bits = resolve_layer_quantization(*q, layer).scheme.bits;
       const int64_t logical = n * (32 / bits);
       c.parameters += logical;
       c.quantized_parameters += logical;

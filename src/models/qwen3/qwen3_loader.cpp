@@ -2,13 +2,12 @@
 
 #include <optional>
 
-#include <nlohmann/json.hpp>
-
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "models/qwen3/qwen3_names.h"
 #include "quant/checkpoint_reader.h"
 #include "quant/quant_config.h"
+#include "quant/quant_summary.h"
 
 namespace omni {
 namespace {
@@ -20,9 +19,11 @@ class Loader {
   Loader(const std::string& dir, const Qwen3Config& config, Backend& backend, LoadReport& report)
       : dir_(dir), config_(config), backend_(backend), report_(report),
         ckpt_(SafetensorsCheckpoint::open_dir(dir)) {
-    const nlohmann::json cfg = read_json_file(dir + "/config.json");
-    quant_ = parse_quantization_config(cfg, dir + "/config.json");
-    if (quant_) report_.quant_format = describe(*quant_);
+    quant_ = read_quantization_config(dir);
+    if (quant_) {
+      report_.quant_format = describe_quantization(*quant_);
+      zero_convention_ = detect_checkpoint_zero_point_convention(ckpt_, *quant_);
+    }
   }
 
   // A float tensor of the expected shape.
@@ -41,7 +42,7 @@ class Loader {
     if (ckpt_.contains(prefix + ".qweight")) {
       OMNI_CHECK(quant_.has_value(), dir_, ": tensor \"", prefix,
                  ".qweight\" is present but config.json has no quantization_config");
-      w.quantized = read_quantized_linear(ckpt_, prefix, *quant_, in, out);
+      w.quantized = read_quantized_linear(ckpt_, prefix, *quant_, {in, out, zero_convention_});
       w.is_quantized = true;
       ++report_.quantized_linears;
     } else {
@@ -93,6 +94,7 @@ class Loader {
   LoadReport& report_;
   SafetensorsCheckpoint ckpt_;
   std::optional<QuantizationConfig> quant_;
+  ZeroPointConvention zero_convention_ = ZeroPointConvention::Unknown;
 };
 
 }  // namespace

@@ -107,12 +107,11 @@ Tensor Qwen3Model::forward(std::span<const int32_t> ids, KvCache& cache, bool al
   }
   for (size_t l = 0; l < w_.blocks.size(); ++l) {
     block_forward(w_.blocks[l], x, positions, cache.k[l], cache.v[l], start);
-    if (hidden_states && l + 1 < w_.blocks.size()) hidden_states->push_back(backend_.to_cpu(x));
+    if (hidden_states) hidden_states->push_back(backend_.to_cpu(x));
   }
   cache.length += T;
 
   backend_.rmsnorm_forward(x, x, w_.final_norm, static_cast<float>(config_.rms_norm_eps));
-  if (hidden_states) hidden_states->push_back(backend_.to_cpu(x));
   Tensor last = all_logits ? x : x.slice_rows(T - 1, T);
   Tensor logits = backend_.alloc({last.dim(0), config_.vocab_size}, DType::F32);
   backend_.linear_forward(logits, last, *w_.lm_head);

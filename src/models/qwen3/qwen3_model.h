@@ -52,8 +52,8 @@ class Qwen3Model {
 
   // Runs `ids` at positions [cache.length, cache.length + T), appending to the cache. Returns F32 logits on the
   // CPU: [T, V] when all_logits, else [1, V] for the last token. If `hidden_states` is given it receives
-  // L + 1 CPU tensors [T, D]: the embeddings, then the output of each block, the last one after the final norm
-  // (the convention of transformers' output_hidden_states).
+  // L + 1 CPU tensors [T, D]: the embeddings, then the raw output of each block (before the final norm, also
+  // for the last block; transformers' output_hidden_states normalises its last entry instead).
   Tensor forward(std::span<const int32_t> ids, KvCache& cache, bool all_logits,
                  std::vector<Tensor>* hidden_states = nullptr);
 

@@ -1,0 +1,174 @@
+// CPU matmul benchmark: W4A16 vs BF16 vs F32 weights at small batch, plus the machine's streaming read
+// bandwidth measured in the same run. Weights are rotated over several copies (>= 512 MiB in total) so each
+// call reads them from DRAM, not from cache. The "GB/s" counter is weight bytes read per second; W4A16 counts
+// 0.5 byte per weight plus its f16 scales (group 128, symmetric: no zero points are read).
+//
+//   build-cpu/matmul_bench --benchmark_min_time=1 --benchmark_counters_tabular=true
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "backends/cpu/matmul.h"
+#include "backends/cpu/w4a16_matmul.h"
+#include "core/half.h"
+#include "core/thread_pool.h"
+
+namespace omni {
+namespace {
+
+constexpr int64_t kGroup = 128;
+constexpr size_t kRotationBytes = size_t{512} << 20;
+
+size_t copies_for(size_t bytes) { return std::max<size_t>(2, (kRotationBytes + bytes - 1) / bytes); }
+
+std::vector<float> random_vector(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+void set_counters(benchmark::State& state, double weight_bytes) {
+  state.counters["GB/s"] = benchmark::Counter(weight_bytes * static_cast<double>(state.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["threads"] = num_threads();
+}
+
+// Args: M, N, K.
+void BM_MatmulF32(benchmark::State& state) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  const size_t n = static_cast<size_t>(N * K);
+  const size_t copies = copies_for(n * sizeof(float));
+  std::vector<std::vector<float>> w(copies, random_vector(n, 1));
+  const auto x = random_vector(static_cast<size_t>(M * K), 2);
+  std::vector<float> y(static_cast<size_t>(M * N));
+  size_t i = 0;
+  for (auto _ : state) {
+    matmul_f32_weights(y.data(), x.data(), w[i++ % copies].data(), nullptr, M, K, N);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counters(state, static_cast<double>(n) * 4.0);
+}
+
+void BM_MatmulBF16(benchmark::State& state) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  const size_t n = static_cast<size_t>(N * K);
+  const size_t copies = copies_for(n * sizeof(uint16_t));
+  const auto wf = random_vector(n, 1);
+  std::vector<uint16_t> wb(n);
+  for (size_t j = 0; j < n; ++j) wb[j] = f32_to_bf16(wf[j]);
+  std::vector<std::vector<uint16_t>> w(copies, wb);
+  const auto x = random_vector(static_cast<size_t>(M * K), 2);
+  std::vector<float> y(static_cast<size_t>(M * N));
+  size_t i = 0;
+  for (auto _ : state) {
+    matmul_bf16_weights(y.data(), x.data(), w[i++ % copies].data(), nullptr, M, K, N);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counters(state, static_cast<double>(n) * 2.0);
+}
+
+W4A16CpuWeights make_w4(int64_t N, int64_t K) {
+  GroupedIntWeight g;
+  g.in_features = K;
+  g.out_features = N;
+  g.group_size = kGroup;
+  g.qweight = Tensor::empty({K / 8, N}, DType::I32);
+  std::mt19937 rng(3);
+  uint32_t* qw = g.qweight.data<uint32_t>();
+  for (int64_t i = 0; i < K / 8 * N; ++i) qw[i] = static_cast<uint32_t>(rng());
+  g.scales = Tensor::empty({K / kGroup, N}, DType::F16);
+  const auto s = random_vector(static_cast<size_t>(K / kGroup * N), 4);
+  for (size_t i = 0; i < s.size(); ++i) g.scales.data<uint16_t>()[i] = f32_to_f16(0.01f * s[i]);
+  g.zeros = Tensor::empty({K / kGroup, N}, DType::U8);
+  std::memset(g.zeros.raw(), 8, g.zeros.nbytes());
+  return pack_w4a16_cpu(g);
+}
+
+void BM_MatmulW4A16(benchmark::State& state) {
+  const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
+  const double bytes = static_cast<double>(N * K) * (0.5 + 2.0 / kGroup);
+  const size_t copies = copies_for(static_cast<size_t>(bytes));
+  const W4A16CpuWeights first = make_w4(N, K);
+  std::vector<W4A16CpuWeights> w(copies, first);
+  for (auto& c : w) {  // separate memory per copy (the struct shares tensor storage)
+    c.codes = first.codes.clone();
+    c.scales = first.scales.clone();
+    c.zeros = first.zeros.clone();
+  }
+  const auto x = random_vector(static_cast<size_t>(M * K), 2);
+  std::vector<float> y(static_cast<size_t>(M * N));
+  size_t i = 0;
+  for (auto _ : state) {
+    w4a16_matmul(y.data(), x.data(), w[i++ % copies], nullptr, M);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counters(state, bytes);
+}
+
+// Streaming read of 1 GiB with all threads: the bandwidth the memory-bound kernels are measured against.
+void BM_MemoryReadBandwidth(benchmark::State& state) {
+  const size_t bytes = size_t{1} << 30;
+  const int64_t words = static_cast<int64_t>(bytes / sizeof(uint64_t));
+  std::vector<uint64_t> buf(static_cast<size_t>(words));
+  parallel_for(0, words, 1 << 20, [&](int64_t a, int64_t b) {
+    for (int64_t j = a; j < b; ++j) buf[static_cast<size_t>(j)] = static_cast<uint64_t>(j) * 2654435761u;
+  });
+  std::vector<uint64_t> partial(1024);
+  for (auto _ : state) {
+    const int64_t chunks = num_threads();
+    parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;  // integer sums vectorise without -ffast-math
+        const int64_t lo = words * c / chunks, hi = words * (c + 1) / chunks;
+        int64_t j = lo;
+        for (; j + 4 <= hi; j += 4) {
+          s0 += buf[static_cast<size_t>(j)];
+          s1 += buf[static_cast<size_t>(j + 1)];
+          s2 += buf[static_cast<size_t>(j + 2)];
+          s3 += buf[static_cast<size_t>(j + 3)];
+        }
+        for (; j < hi; ++j) s0 += buf[static_cast<size_t>(j)];
+        partial[static_cast<size_t>(c)] = s0 + s1 + s2 + s3;
+      }
+    });
+    benchmark::DoNotOptimize(partial.data());
+  }
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(bytes) * static_cast<double>(state.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+  state.counters["threads"] = num_threads();
+}
+
+void shapes(benchmark::internal::Benchmark* b) {
+  for (auto nk : std::vector<std::pair<int64_t, int64_t>>{{4096, 4096}, {12288, 4096}, {4096, 12288}})
+    for (int64_t m : {1, 8, 64}) b->Args({m, nk.first, nk.second});
+  b->ArgNames({"M", "N", "K"})->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+BENCHMARK(BM_MemoryReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_MatmulW4A16)->Apply(shapes);
+BENCHMARK(BM_MatmulBF16)->Apply(shapes);
+BENCHMARK(BM_MatmulF32)->Apply(shapes);
+
+}  // namespace
+}  // namespace omni
+
+// --threads=N sets the pool size (default: the machine's cores); the rest goes to Google Benchmark.
+int main(int argc, char** argv) {
+  std::vector<char*> rest;
+  for (int i = 0; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) omni::set_num_threads(std::atoi(argv[i] + 10));
+    else rest.push_back(argv[i]);
+  }
+  int n = static_cast<int>(rest.size());
+  benchmark::Initialize(&n, rest.data());
+  if (benchmark::ReportUnrecognizedArguments(n, rest.data())) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

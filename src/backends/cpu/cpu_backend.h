@@ -1,0 +1,40 @@
+// The CPU implementation of Backend: shape/dtype checks, then the plain kernels of this folder.
+#pragma once
+
+#include <vector>
+
+#include "backends/backend.h"
+#include "backends/cpu/w4a16_matmul.h"
+
+namespace omni {
+
+// A Linear weight ready for the CPU kernels. Dense F32/BF16 weights stay borrowed from the checkpoint (no
+// copy); F16 is converted to F32 once; int4 weights are repacked (w4a16_matmul.h).
+class CpuPreparedLinear : public PreparedLinear {
+ public:
+  Tensor dense;           // F32 or BF16 [N, K] when not quantised
+  W4A16CpuWeights w4;     // when quantized
+  bool is_quantized = false;
+  std::vector<float> bias;  // [N] in f32, empty without bias
+};
+
+class CpuBackend : public Backend {
+ public:
+  std::string name() const override { return "cpu"; }
+  Device device() const override { return Device::CPU; }
+  Tensor alloc(const Shape& shape, DType dtype) override;
+  std::shared_ptr<const PreparedLinear> prepare_linear(const LinearWeight& w) override;
+  void linear_forward(Tensor& y, const Tensor& x, const PreparedLinear& w) override;
+  void embedding_forward(Tensor& y, const Tensor& ids, const Tensor& table) override;
+  void rmsnorm_forward(Tensor& y, const Tensor& x, const Tensor& weight, float eps) override;
+  void rope_forward(Tensor& x, const Tensor& positions, float theta) override;
+  void attention_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                         int64_t start_pos) override;
+  void silu_mul_forward(Tensor& y, const Tensor& gate, const Tensor& up) override;
+  void add_forward(Tensor& y, const Tensor& a, const Tensor& b) override;
+  void copy(Tensor& dst, const Tensor& src) override;
+  void softmax_forward(Tensor& x) override;
+  Tensor to_cpu(const Tensor& x) override;
+};
+
+}  // namespace omni

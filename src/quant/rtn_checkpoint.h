@@ -1,0 +1,36 @@
+// Model-free RTN (AUTOROUND.md §3): stream the tensors of a 16-bit checkpoint one by one, quantise every Linear
+// weight inside the blocks, keep everything else, and export an auto_round / auto_gptq checkpoint. No model is
+// built and no calibration data is needed.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "quant/export.h"
+#include "quant/qdq.h"
+
+namespace omni {
+
+struct RtnOptions {
+  QuantScheme scheme;                                    // default W4, group 128, full-range symmetric
+  std::vector<std::string> block_names = {"model.layers"};
+  // A tensor "<block>.<i>.<...>.<suffix>.weight" is a quantisable Linear when its module name ends in one of
+  // these (Qwen3 by default).
+  std::vector<std::string> linear_suffixes = {"q_proj", "k_proj", "v_proj", "o_proj",
+                                              "gate_proj", "up_proj", "down_proj"};
+  QuantizedCheckpointFormat format = QuantizedCheckpointFormat::AutoRound;
+  bool overwrite = false;
+  uint64_t max_shard_bytes = 5'000'000'000ull;
+  std::function<void(const std::string&)> progress;  // log lines; may be empty
+};
+
+struct RtnSummary {
+  std::vector<std::string> quantized;  // Linear names (no ".weight")
+  std::vector<std::string> skipped;    // left 16-bit because of their shape (recorded in extra_config)
+  QuantizationConfig config;           // as written
+};
+
+RtnSummary quantize_rtn_checkpoint(const std::string& in_dir, const std::string& out_dir, const RtnOptions& opts);
+
+}  // namespace omni
