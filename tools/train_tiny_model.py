@@ -407,14 +407,33 @@ def cmd_finalize(args):
     cpu_ppl = math.exp(s / c)
     print(f"held-out PPL on the CPU here: {cpu_ppl:.3f} (GPU: {metrics['heldout_ppl_packed']:.3f})")
     size_mb = (MODEL_DIR / "model.safetensors").stat().st_size / 1e6
-    write_model_card(metrics, cpu_ppl, size_mb)
+    val_curve = chosen_run_val_curve(src / "train_log.txt", metrics)
+    write_model_card(metrics, cpu_ppl, size_mb, val_curve)
 
 
-def write_model_card(m, cpu_ppl, size_mb):
+def chosen_run_val_curve(log_path, metrics):
+    """(step, val loss) of the chosen run, read back from the training log."""
+    chosen = next(i for i, r in enumerate(metrics["runs"]) if r["epochs"] == metrics["chosen_epochs"])
+    curve, run = [], None
+    for line in log_path.read_text().splitlines():
+        if line.startswith("run ") and line.split()[1].rstrip(":").isdigit() and line.split()[1].endswith(":"):
+            run = int(line.split()[1].rstrip(":"))
+        elif run == chosen and line.strip().startswith("eval step"):
+            f = line.split()
+            curve.append((int(f[2]), float(f[5])))
+    return curve
+
+
+def write_model_card(m, cpu_ppl, size_mb, val_curve):
     cfg = json.loads((MODEL_DIR / "config.json").read_text())
     runs = "\n".join(
         f"| {r['epochs']} | {r['steps']} / {r['planned_steps']} | {r['tokens']:,} | {r['seconds']:.0f} | "
         f"{r['best_val']:.4f} (PPL {math.exp(r['best_val']):.2f}) at step {r['best_step']} |" for r in m["runs"])
+    chosen = next(r for r in m["runs"] if r["epochs"] == m["chosen_epochs"])
+    train_at = dict((s, l) for s, _, l in chosen["curve"])
+    curve_rows = "\n".join(
+        f"| {s} | {s / m['steps_per_epoch']:.1f} | {train_at.get(s - s % 100, '')} | {v:.4f} ({math.exp(v):.1f}) |"
+        for s, v in val_curve[1::2] + ([val_curve[-1]] if len(val_curve) % 2 else []))
     samples = "\n".join(
         f"- prompt `{s['prompt']}`\n  - greedy: `{s['greedy']}`\n  - T=0.8, top-k 40, top-p 0.95: `{s['sampled']}`"
         for s in m["samples"])
@@ -452,8 +471,17 @@ count (each run its own full schedule, fitted to the time budget); the best vali
 {runs}
 
 Chosen: {m['chosen_epochs']} epochs, checkpoint at step {m['chosen_steps']} ({m['chosen_tokens_seen']:,} tokens
-seen); last logged train loss before it {m['final_train_loss']}. Device: {m['device']} (torch {m['torch']},
+seen); last logged train loss before it {m['final_train_loss']}. Longer training overfits this small corpus
+(validation loss rises again after ~7 epochs while train loss keeps falling), hence the early checkpoint. Device: {m['device']} (torch {m['torch']},
 transformers {m['transformers']}); whole training call {m['wall_seconds']:.0f} s wall time.
+
+Loss curve of the chosen run (train loss: the logged step at or just before; validation on the 1% split):
+
+| step | epoch | train loss | validation loss (PPL) |
+|---|---|---|---|
+{curve_rows}
+
+Full log: the `train_log.txt` written by the training call (not committed).
 
 ## Quality
 Held-out perplexity, float32 compute from the BF16 weights:

@@ -29,8 +29,8 @@ struct GenerateArgs {
 };
 
 int run_generate(const GenerateArgs& a) {
-  Tokenizer tokenizer = Tokenizer::from_dir(a.model_dir);
   std::unique_ptr<Qwen3Model> model = Qwen3Model::load(a.model_dir, cpu_backend());
+  Tokenizer tokenizer = Tokenizer::from_dir(a.model_dir);
   const std::string text = a.chat ? format_chatml({{"user", a.prompt}}, /*add_generation_prompt=*/true) : a.prompt;
   const std::vector<int32_t> prompt = tokenizer.encode(text);
 
@@ -53,7 +53,7 @@ int run_generate(const GenerateArgs& a) {
     if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), id) != opt.stop_ids.end()) return;
     std::cout << decoder.push(id) << std::flush;
   });
-  std::cout << "\n";
+  std::cout << std::endl;
   std::fprintf(stderr,
                "prompt: %lld tokens, prefill %.1f tokens/s | generated: %lld tokens, decode %.1f tokens/s | "
                "stopped: %s\n",

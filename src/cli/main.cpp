@@ -13,6 +13,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"omniround " OMNI_VERSION " — W4A16 AutoRound quantization and inference"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options such as --threads may also follow the sub-command
   int threads = 0;
   app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
   app.set_version_flag("--version", std::string("omniround ") + OMNI_VERSION);

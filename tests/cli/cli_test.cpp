@@ -1,0 +1,88 @@
+// The omniround binary end to end: exit codes, streamed output, speed report, and one-line errors for bad input.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+namespace {
+
+struct Result {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(OMNI_BINARY_DIR) + "/omniround " + args + " 2>&1";
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  const int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+const std::string kSrc = OMNI_SOURCE_DIR;
+const std::string kModel = kSrc + "/models/tiny-qwen3";
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+TEST(Cli, GenerateStreamsTextAndReportsSpeed) {
+  const Result r = run("generate " + kModel + " -p 'In the beginning' -n 12 --threads 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(contains(r.output, "In the beginning")) << r.output;
+  EXPECT_TRUE(contains(r.output, "prefill")) << r.output;
+  EXPECT_TRUE(contains(r.output, "decode")) << r.output;
+  EXPECT_TRUE(contains(r.output, "tokens/s")) << r.output;
+}
+
+TEST(Cli, SeededSamplingIsReproducibleAndChatWorks) {
+  const std::string args = "generate " + kModel + " -p 'The wise man' -n 16 --temperature 0.8 --top-k 40 --top-p 0.95 --seed 3";
+  const Result a = run(args), b = run(args);
+  ASSERT_EQ(a.status, 0) << a.output;
+  auto text = [](const std::string& out) { return out.substr(0, out.find("prompt:")); };
+  EXPECT_EQ(text(a.output), text(b.output));
+  const Result c = run("generate " + kModel + " -p 'What is a tree?' -n 16 --chat");
+  EXPECT_EQ(c.status, 0) << c.output;
+}
+
+TEST(Cli, QuantizeRtnThenGenerateAndInspect) {
+  const std::string out = std::string(OMNI_BINARY_DIR) + "/cli_test_w4a16";
+  std::filesystem::remove_all(out);
+  const Result q = run("quantize " + kModel + " -o " + out + " --rtn");
+  ASSERT_EQ(q.status, 0) << q.output;
+  EXPECT_TRUE(contains(q.output, "quantized 56 linear layers")) << q.output;
+  const Result again = run("quantize " + kModel + " -o " + out + " --rtn");
+  EXPECT_NE(again.status, 0);
+  EXPECT_TRUE(contains(again.output, "exists")) << again.output;
+  const Result g = run("generate " + out + " -p 'In the beginning' -n 8");
+  ASSERT_EQ(g.status, 0) << g.output;
+  EXPECT_TRUE(contains(g.output, "56 quantized / 0 dense")) << g.output;
+  const Result i = run("inspect " + out);
+  ASSERT_EQ(i.status, 0) << i.output;
+  EXPECT_TRUE(contains(i.output, "auto-round W4 group 128 sym")) << i.output;
+}
+
+TEST(Cli, BadInputGivesOneClearError) {
+  const Result missing = run("generate " + kSrc + "/tests/data/config -p hi");
+  EXPECT_EQ(missing.status, 1);
+  EXPECT_TRUE(contains(missing.output, "omniround: error:")) << missing.output;
+  EXPECT_TRUE(contains(missing.output, "config.json")) << missing.output;
+
+  const Result no_prompt = run("generate " + kModel);
+  EXPECT_NE(no_prompt.status, 0);
+  EXPECT_TRUE(contains(no_prompt.output, "prompt")) << no_prompt.output;
+
+  const Result bad_flag = run("generate " + kModel + " -p hi --top-p 3");
+  EXPECT_NE(bad_flag.status, 0);
+
+  const Result no_dir = run("inspect /nonexistent/model");
+  EXPECT_NE(no_dir.status, 0);
+  EXPECT_TRUE(contains(no_dir.output, "/nonexistent/model")) << no_dir.output;
+}
+
+}  // namespace
