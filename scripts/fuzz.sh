@@ -34,7 +34,7 @@ for t in "${targets[@]}"; do
   echo "== fuzzing $t for ${seconds}s (seeds: ${seeds#$repo/})"
   set +e
   "$build/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-    -artifact_prefix="$artifacts/$t-" "$work" "$seeds" 2>&1 | tee "$build/$t.log" | grep -E "^#[0-9]+ +(DONE|pulse)|stat::|ERROR|Sanitizer|runtime error|uncaught|promise|Test unit written" 
+    -artifact_prefix="$artifacts/$t-" "$work" "$seeds" 2>&1 | tee "$build/$t.log" | grep -E "^Done |stat::|ERROR|Sanitizer|runtime error|uncaught|promise|Test unit written" 
   rc=${PIPESTATUS[0]}
   set -e
   if [ "$rc" -ne 0 ]; then

@@ -54,8 +54,8 @@ FIXTURES = {
              rms_norm_eps=1e-6, max_position_embeddings=256),
         29, 1234, "v5", (1.0, 3.0, None)),
     "untied": (
-        dict(vocab_size=1000, hidden_size=256, num_hidden_layers=3, num_attention_heads=4, head_dim=64,
-             num_key_value_heads=1, intermediate_size=512, tie_word_embeddings=False, rope_theta=1e6,
+        dict(vocab_size=640, hidden_size=256, num_hidden_layers=2, num_attention_heads=4, head_dim=64,
+             num_key_value_heads=1, intermediate_size=384, tie_word_embeddings=False, rope_theta=1e6,
              rms_norm_eps=1e-5, max_position_embeddings=256),
         37, 5678, "v4", (0.5, 1.0, 0.5)),
 }

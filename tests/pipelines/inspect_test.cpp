@@ -49,9 +49,9 @@ TEST(Inspect, ReportsQuantization) {
   EXPECT_EQ(bf16.quantized_parameters, 0);
   const CheckpointInspection w4 = inspect_checkpoint(kData + "untied-w4a16");
   EXPECT_NE(w4.quantization.find("W4 group 128 sym"), std::string::npos) << w4.quantization;
-  EXPECT_EQ(w4.quantized_linears, 3 * 7);
+  EXPECT_EQ(w4.quantized_linears, 2 * 7);
   const CheckpointInspection gptq = inspect_checkpoint(kData + "untied-w4a16-gptq");
-  EXPECT_EQ(gptq.quantized_linears, 3 * 7 - 1);  // layer 0 down_proj kept BF16 through extra_config
+  EXPECT_EQ(gptq.quantized_linears, 2 * 7 - 1);  // layer 0 down_proj kept BF16 through extra_config
   EXPECT_EQ(gptq.parameters, w4.parameters);
   EXPECT_LT(w4.tensor_bytes, bf16.tensor_bytes);
 }

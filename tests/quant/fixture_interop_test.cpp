@@ -21,8 +21,9 @@ namespace fs = std::filesystem;
 
 void check_fixture(const std::string& bf16_name, const std::string& quant_name) {
   const std::string base = std::string(OMNI_SOURCE_DIR) + "/tests/data/qwen3/";
-  if (!fs::exists(base + quant_name + "/config.json") || !fs::exists(base + bf16_name + "/config.json"))
-    GTEST_SKIP() << "fixture " << quant_name << " not present";
+  // The fixtures are committed (tools/make_qwen3_fixtures.py); their absence is a failure, not a skip.
+  ASSERT_TRUE(fs::exists(base + quant_name + "/config.json")) << "fixture " << quant_name << " missing";
+  ASSERT_TRUE(fs::exists(base + bf16_name + "/config.json")) << "fixture " << bf16_name << " missing";
   const SafetensorsCheckpoint dense = SafetensorsCheckpoint::open_dir(base + bf16_name);
   const SafetensorsCheckpoint packed = SafetensorsCheckpoint::open_dir(base + quant_name);
   const QuantizationConfig cfg = *read_quantization_config(base + quant_name);
