@@ -5,8 +5,9 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET=60]
 #   OMNI_FUZZ_BUILD_DIR=... scripts/fuzz.sh 300     (default build dir: build-fuzz/)
 #
-# Seeds come from tests/fuzz/corpus/<area>/ (<area> = the fuzzer's name up to the first '_'); new inputs the
-# fuzzer finds go to the build directory, never into the committed seeds.
+# Seeds come from tests/fuzz/corpus/<area>/ and a dictionary from tests/fuzz/<area>.dict when present (<area> =
+# the fuzzer's name up to the first '_'); new inputs the fuzzer finds go to the build directory, never into the
+# committed seeds.
 set -euo pipefail
 
 seconds=${1:-60}
@@ -31,9 +32,11 @@ for t in "${targets[@]}"; do
   work="$build/fuzz-corpus/$t"
   artifacts="$build/fuzz-artifacts"
   mkdir -p "$work" "$artifacts"
+  dict=()
+  if [ -f "$repo/tests/fuzz/$area.dict" ]; then dict=(-dict="$repo/tests/fuzz/$area.dict"); fi
   echo "== fuzzing $t for ${seconds}s (seeds: ${seeds#$repo/})"
   set +e
-  "$build/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  "$build/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}" \
     -artifact_prefix="$artifacts/$t-" "$work" "$seeds" 2>&1 | tee "$build/$t.log" | grep -E "^Done |stat::|ERROR|Sanitizer|runtime error|uncaught|promise|Test unit written" 
   rc=${PIPESTATUS[0]}
   set -e

@@ -13,5 +13,6 @@ namespace omni::cli {
 std::function<int()> add_generate_command(CLI::App& app);
 std::function<int()> add_inspect_command(CLI::App& app);
 std::function<int()> add_quantize_command(CLI::App& app);
+std::function<int()> add_eval_command(CLI::App& app);
 
 }  // namespace omni::cli

@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   add(omni::cli::add_generate_command);
   add(omni::cli::add_inspect_command);
   add(omni::cli::add_quantize_command);
+  add(omni::cli::add_eval_command);
 
   try {
     app.parse(argc, argv);

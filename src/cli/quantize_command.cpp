@@ -1,16 +1,20 @@
-// omniround quantize MODEL_DIR -o OUT_DIR: write a W4A16 (generally Wb A16) checkpoint in the auto_round or
-// auto_gptq format.
+// omniround quantize MODEL_DIR -o OUT_DIR: AutoRound (default), RTN or optimized RTN to a W4A16 (generally
+// Wb A16) checkpoint in the auto_round or auto_gptq format.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
 #include <chrono>
-#include <filesystem>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 
 #include "cli/commands.h"
+#include "core/process_stats.h"
 #include "io/file_util.h"
-#include "quant/rtn_checkpoint.h"
+#include "pipelines/autoround/autoround.h"
 #include "quant/quant_summary.h"
+#include "quant/rtn_checkpoint.h"
 
 namespace omni::cli {
 namespace {
@@ -18,37 +22,18 @@ namespace {
 struct QuantizeArgs {
   std::string model_dir, out_dir;
   std::string scheme = "W4A16";
+  std::string recipe = "default";
+  std::string format = "auto_round";
+  std::string calib_policy = "concat";
+  AutoRoundOptions opt;
+  bool rtn = false, rtn_opt = false, no_quanted_input = false, no_minmax = false;
   int bits = 4;
   int64_t group_size = 128;
   bool asym = false;
-  bool rtn = false;
-  bool overwrite = false;
-  std::string format = "auto_round";
+  // Set when given on the command line, so a recipe does not override them.
+  int64_t iters = -1, nsamples = -1;
+  double lr = -1;
 };
-
-uint64_t directory_bytes(const std::string& dir);
-
-int run_quantize(const QuantizeArgs& a) {
-  OMNI_CHECK(a.scheme == "W4A16" || a.bits != 4, "--scheme ", a.scheme, " is not supported (W4A16; set --bits for others)");
-  OMNI_CHECK(a.rtn, "AutoRound tuning is not available in this build yet; pass --rtn for round-to-nearest");
-  RtnOptions opt;
-  opt.scheme.bits = a.bits;
-  opt.scheme.group_size = a.group_size;
-  opt.scheme.sym = !a.asym;
-  opt.format = parse_quantized_checkpoint_format(a.format);
-  opt.overwrite = a.overwrite;
-  opt.progress = [](const std::string& line) { std::cerr << line << "\n"; };
-
-  const auto t0 = std::chrono::steady_clock::now();
-  const RtnSummary s = quantize_rtn_checkpoint(a.model_dir, a.out_dir, opt);
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const uint64_t before = directory_bytes(a.model_dir), after = directory_bytes(a.out_dir);
-  std::printf("quantized %zu linear layers (%zu left 16-bit) with RTN: %s\n", s.quantized.size(), s.skipped.size(),
-              describe_quantization(s.config).c_str());
-  std::printf("size: %.2f MiB -> %.2f MiB (%.2fx smaller), %.2f s\nwrote %s\n", before / 1048576.0, after / 1048576.0,
-              after ? static_cast<double>(before) / static_cast<double>(after) : 0.0, secs, a.out_dir.c_str());
-  return 0;
-}
 
 uint64_t directory_bytes(const std::string& dir) {
   uint64_t total = 0;
@@ -57,23 +42,118 @@ uint64_t directory_bytes(const std::string& dir) {
   return total;
 }
 
+std::string mmss(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%d:%02d", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  return buf;
+}
+
+int run_quantize(QuantizeArgs& a) {
+  OMNI_CHECK(a.scheme == "W4A16" || a.bits != 4, "--scheme ", a.scheme,
+             " is not supported (W4A16; use --bits for other widths)");
+  AutoRoundOptions& o = a.opt;
+  o.apply_recipe(a.recipe);
+  if (a.iters >= 0) o.iters = a.iters;
+  if (a.nsamples >= 0) o.nsamples = a.nsamples;
+  if (a.lr >= 0) o.lr = a.lr;
+  o.scheme = QuantScheme{a.bits, a.group_size, !a.asym};
+  o.format = parse_quantized_checkpoint_format(a.format);
+  o.calibration_policy = a.calib_policy;
+  o.enable_quanted_input = !a.no_quanted_input;
+  o.enable_minmax_tuning = !a.no_minmax;
+  o.method = a.rtn_opt ? QuantMethod::OptimizedRtn : QuantMethod::AutoRound;
+  const bool plain_rtn = a.rtn || (o.method == QuantMethod::AutoRound && o.iters == 0);
+  OMNI_CHECK(!(a.rtn && a.rtn_opt), "--rtn and --rtn-opt exclude each other");
+  if (!plain_rtn && o.dataset.empty()) {
+    // The default calibration text: the one shipped beside the model, if any.
+    const std::string shipped = a.model_dir + "/calibration.txt";
+    OMNI_CHECK(file_exists(shipped), "no --dataset given and ", shipped, " does not exist");
+    o.dataset = shipped;
+  }
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const uint64_t before = directory_bytes(a.model_dir);
+  if (plain_rtn) {
+    RtnOptions r;
+    r.scheme = o.scheme;
+    r.format = o.format;
+    r.overwrite = o.overwrite;
+    r.progress = [](const std::string& line) { std::cerr << line << "\n"; };
+    const RtnSummary s = quantize_rtn_checkpoint(a.model_dir, a.out_dir, r);
+    std::printf("RTN: quantized %zu linear layers (%zu left 16-bit): %s\n", s.quantized.size(), s.skipped.size(),
+                describe_quantization(s.config).c_str());
+  } else {
+    const bool tty = isatty(STDERR_FILENO) != 0;
+    AutoRoundCallbacks cb;
+    cb.log = [tty](const std::string& line) { std::cerr << (tty ? "\r\033[K" : "") << line << "\n"; };
+    if (tty)
+      cb.progress = [](const AutoRoundProgress& p) {
+        std::fprintf(stderr, "\r\033[Kblock %lld/%lld  iter %lld/%lld  loss %.6g  best %.6g  elapsed %s  ETA %s",
+                     static_cast<long long>(p.block + 1), static_cast<long long>(p.blocks),
+                     static_cast<long long>(p.iter), static_cast<long long>(p.iters), p.loss, p.best_loss,
+                     mmss(p.elapsed_seconds).c_str(), mmss(p.eta_seconds).c_str());
+      };
+    const AutoRoundSummary s = autoround_quantize(a.model_dir, a.out_dir, o, cb);
+    const char* name = o.method == QuantMethod::OptimizedRtn ? "optimized RTN" : "AutoRound";
+    std::printf("%s: %s, %lld calibration tokens\n", name, describe_quantization(s.config).c_str(),
+                static_cast<long long>(s.calibration_tokens));
+    if (o.method == QuantMethod::AutoRound) {
+      std::printf("| block | initial loss | best loss | best iter | seconds |\n|---:|---:|---:|---:|---:|\n");
+      for (const BlockTuningReport& b : s.blocks)
+        std::printf("| %lld | %.6g | %.6g | %lld | %.1f%s |\n", static_cast<long long>(b.block), b.initial_loss,
+                    b.best_loss, static_cast<long long>(b.best_iter), b.seconds, b.resumed ? " (resumed)" : "");
+    }
+    if (!s.skipped.empty()) std::printf("kept 16-bit: %zu linear layers (shapes)\n", s.skipped.size());
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const uint64_t after = directory_bytes(a.out_dir);
+  std::printf("size: %.2f MiB -> %.2f MiB (%.2fx smaller) | wall time %.1f s | peak memory %.0f MiB\nwrote %s\n",
+              before / 1048576.0, after / 1048576.0, after ? static_cast<double>(before) / after : 0.0, secs,
+              peak_rss_bytes() / 1048576.0, a.out_dir.c_str());
+  return 0;
+}
+
 }  // namespace
 
 std::function<int()> add_quantize_command(CLI::App& app) {
   auto a = std::make_shared<QuantizeArgs>();
-  CLI::App* sub = app.add_subcommand("quantize", "quantize a 16-bit checkpoint to W4A16 (auto_round format)");
+  CLI::App* sub = app.add_subcommand("quantize", "quantize a 16-bit checkpoint to W4A16 (AutoRound, RTN)");
   sub->add_option("model_dir", a->model_dir, "Hugging Face model directory (BF16/F16/F32)")
       ->required()
       ->check(CLI::ExistingDirectory);
   sub->add_option("-o,--output", a->out_dir, "output directory (must not exist unless --overwrite)")->required();
   sub->add_option("--scheme", a->scheme, "quantization scheme (W4A16)");
-  sub->add_option("--bits", a->bits, "weight bits: 2, 4 or 8 (default 4)")->check(CLI::IsMember({2, 3, 4, 8}));
+  sub->add_option("--bits", a->bits, "weight bits: 2, 4 or 8 (default 4)")->check(CLI::IsMember({2, 4, 8}));
   sub->add_option("--group-size", a->group_size, "inputs per scale group: 32, 64, 128 (default) or -1 per channel")
       ->check(CLI::IsMember({-1, 32, 64, 128, 256}));
   sub->add_flag("--asym", a->asym, "asymmetric (zero point) instead of full-range symmetric; auto_gptq format only");
+  sub->add_option("--iters", a->iters, "tuning iterations per block (default 200; 0 = RTN)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--nsamples", a->nsamples, "calibration samples (default 128)")->check(CLI::PositiveNumber);
+  sub->add_option("--seqlen", a->opt.seqlen, "tokens per calibration sample (default 2048)")
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
+  sub->add_option("--batch-size", a->opt.batch_size, "samples per mini-batch (default 8)")->check(CLI::PositiveNumber);
+  sub->add_option("--grad-accum", a->opt.grad_accum, "mini-batches per update (default 1)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--lr", a->lr, "learning rate of V (default 1/iters)")->check(CLI::PositiveNumber);
+  sub->add_option("--minmax-lr", a->opt.minmax_lr, "learning rate of alpha/beta (default: --lr)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--recipe", a->recipe, "light (50 iters, lr 5e-3), default (200) or best (1000 iters, 512 samples)")
+      ->check(CLI::IsMember({"light", "default", "best"}));
   sub->add_flag("--rtn", a->rtn, "round-to-nearest: no calibration, streams tensor by tensor");
-  sub->add_option("--format", a->format, "auto_round (default) or auto_gptq")->check(CLI::IsMember({"auto_round", "auto_gptq"}));
-  sub->add_flag("--overwrite", a->overwrite, "replace an existing output directory");
+  sub->add_flag("--rtn-opt", a->rtn_opt, "optimized RTN: scales searched against calibration activations");
+  sub->add_flag("--no-quanted-input", a->no_quanted_input, "tune each block on FP inputs instead of quantized ones");
+  sub->add_flag("--no-minmax-tuning", a->no_minmax, "tune only V, not alpha/beta");
+  sub->add_option("--format", a->format, "auto_round (default) or auto_gptq")
+      ->check(CLI::IsMember({"auto_round", "auto_gptq"}));
+  sub->add_option("--dataset", a->opt.dataset, "calibration text: one sample per line, or JSONL with \"text\" "
+                                               "(default: MODEL_DIR/calibration.txt)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--calib-policy", a->calib_policy, "concat (default) or skip short texts")
+      ->check(CLI::IsMember({"concat", "skip"}));
+  sub->add_option("--seed", a->opt.seed, "seed of the sample order (default 42)");
+  sub->add_flag("--resume", a->opt.resume, "continue an interrupted run from OUT_DIR.partial");
+  sub->add_flag("--overwrite", a->opt.overwrite, "replace an existing output directory");
   return [a] { return run_quantize(*a); };
 }
 

@@ -52,8 +52,8 @@ std::shared_ptr<const PreparedLinear> CpuBackend::prepare_linear(const LinearWei
     p->is_quantized = true;
   } else {
     require_cpu(w.dense, "prepare_linear", "dense weight");
-    OMNI_CHECK(w.dense.ndim() == 2, "prepare_linear: dense weight expected 2 dims [N, K], found ",
-               shape_str(w.dense.shape()));
+    OMNI_CHECK(w.dense.ndim() == 2 && w.dense.dim(0) > 0 && w.dense.dim(1) > 0,
+               "prepare_linear: dense weight expected 2 non-empty dims [N, K], found ", shape_str(w.dense.shape()));
     switch (w.dense.dtype()) {
       case DType::F32:
       case DType::BF16: p->dense = w.dense; break;  // borrowed, no copy

@@ -21,7 +21,13 @@ namespace {
 
 constexpr int64_t kTile = kW4TileOutputs;
 // How many word rows (256 bytes each) ahead of the current one the AVX-512 kernel prefetches.
-constexpr int64_t kPrefetchRows = 16;
+#ifndef OMNI_W4_PREFETCH_ROWS
+#define OMNI_W4_PREFETCH_ROWS 16
+#endif
+#ifndef OMNI_W4_PREFETCH_HINT
+#define OMNI_W4_PREFETCH_HINT _MM_HINT_T0
+#endif
+constexpr int64_t kPrefetchRows = OMNI_W4_PREFETCH_ROWS;
 constexpr uint32_t kPadWord = 0x88888888u;  // code 8 everywhere: (u − 8) = 0 for padded lanes
 
 void validate(const GroupedIntWeight& w) {
@@ -202,7 +208,7 @@ void tile_avx512_rows(const W4Job& job, int64_t t, int64_t m0) {
         for (int q = 0; q < Q; ++q) {
           // The hardware prefetcher alone leaves this single stream latency-bound; run ahead of it.
           if (pass == 0)
-            _mm_prefetch(reinterpret_cast<const char*>(codes + (r + kPrefetchRows) * kTile + 16 * q), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(codes + (r + kPrefetchRows) * kTile + 16 * q), OMNI_W4_PREFETCH_HINT);
           wv[q] = _mm512_load_si512(reinterpret_cast<const void*>(codes + r * kTile + lane0 + 16 * q));
         }
 #pragma GCC unroll 8

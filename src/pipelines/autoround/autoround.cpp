@@ -1,0 +1,270 @@
+#include "pipelines/autoround/autoround.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "backends/backend.h"
+#include "core/error.h"
+#include "io/model_config.h"
+#include "io/safetensors.h"
+#include "io/tokenizer.h"
+#include "models/qwen3/qwen3_block_trainer.h"
+#include "models/qwen3/qwen3_names.h"
+#include "pipelines/autoround/block_state.h"
+#include "pipelines/autoround/block_tuner.h"
+#include "pipelines/calibration_samples.h"
+#include "pipelines/text_dataset.h"
+#include "quant/grouped_int_weight.h"
+#include "quant/optimized_rtn.h"
+
+namespace omni {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// AUTOROUND.md §4: a Linear whose features do not divide by 32 or by the group size stays 16-bit.
+bool quantizable_shape(int64_t out_features, int64_t in_features, const QuantScheme& scheme) {
+  const int64_t g = scheme.group_size_for(in_features);
+  return out_features % 32 == 0 && in_features % 32 == 0 && in_features % g == 0;
+}
+
+std::string linear_name(int64_t block, int i) { return qwen3::block_tensor(block, qwen3::kBlockLinears[i]); }
+
+// Block 0's input for every calibration sample: the token embeddings [n, T, D].
+Tensor calibration_embeddings(const std::string& model_dir, const SafetensorsCheckpoint& ckpt,
+                              const Qwen3Config& config, const AutoRoundOptions& opt,
+                              const std::function<void(const std::string&)>& log) {
+  OMNI_CHECK(!opt.dataset.empty(), "a calibration dataset is needed (--dataset FILE)");
+  const Tokenizer tokenizer = Tokenizer::from_dir(model_dir);
+  const std::vector<std::string> texts = read_text_dataset(opt.dataset);
+  CalibrationExtras extras;
+  extras.log = log;
+  const std::vector<std::vector<int32_t>> samples =
+      build_calibration_samples(tokenizer, texts, opt.nsamples, opt.seqlen, opt.seed,
+                                parse_calibration_policy(opt.calibration_policy), extras);
+  const auto n = static_cast<int64_t>(samples.size());
+  std::vector<int32_t> flat;
+  for (const auto& s : samples) flat.insert(flat.end(), s.begin(), s.end());
+  Tensor x = Tensor::empty({n, opt.seqlen, config.hidden_size}, DType::F32);
+  Tensor rows = x.view({n * opt.seqlen, config.hidden_size});
+  cpu_backend().embedding_forward(rows, Tensor::from_i32(flat, {n * opt.seqlen}),
+                                  ckpt.tensor(std::string(qwen3::kEmbedTokens)));
+  return x;
+}
+
+// Quantizes, tunes and freezes one block; returns its integer weights.
+FrozenBlock quantize_block(Qwen3BlockTrainer& block, int64_t b, QuantMethod method, const Tensor& x_tune,
+                           const Tensor& y_ref, const Tensor& x_fp, const AutoRoundOptions& opt,
+                           const std::function<void(int64_t, double, double)>& on_iter) {
+  FrozenBlock f;
+  if (method == QuantMethod::AutoRound) {
+    // Each block draws its mini-batches from its own stream, so a resumed run replays the same order.
+    const BlockTuningResult r = tune_block(block, x_tune, y_ref, opt, opt.seed + static_cast<uint64_t>(b), on_iter);
+    f.initial_loss = r.initial_loss;
+    f.best_loss = r.best_loss;
+    f.best_iter = r.best_iter;
+  }
+  std::vector<std::vector<float>> importance;
+  if (method == QuantMethod::OptimizedRtn) importance = collect_linear_importance(block, x_fp, opt.batch_size);
+  int i = 0;
+  for (TunableLinear& l : block.linears()) {
+    if (l.spec.quantize) {
+      const float* w = l.weight.data();
+      QuantizedMatrix qm;
+      if (method == QuantMethod::AutoRound)
+        qm = quantize_matrix(w, l.out_features, l.in_features, l.spec.scheme,
+                             {l.v.data(), l.alpha.data(), l.beta.data()});
+      else if (method == QuantMethod::OptimizedRtn)
+        qm = quantize_matrix_optimized(w, l.out_features, l.in_features, l.spec.scheme,
+                                       importance[static_cast<size_t>(i)].data());
+      else
+        qm = quantize_matrix(w, l.out_features, l.in_features, l.spec.scheme);
+      f.weights[linear_name(b, i)] = to_grouped_int_weight(qm);
+    }
+    ++i;
+  }
+  return f;
+}
+
+// Sets every quantized Linear of the block to its frozen Ŵ (the dequantized stored weight).
+void use_frozen_weights(Qwen3BlockTrainer& block, int64_t b, const FrozenBlock& f) {
+  block.refresh_weights(Qwen3BlockTrainer::WeightMode::Original);
+  int i = 0;
+  for (TunableLinear& l : block.linears()) {
+    const auto it = f.weights.find(linear_name(b, i++));
+    if (it == f.weights.end()) continue;
+    const Tensor w = dequantize_grouped_int_weight(it->second);
+    l.weight_used.assign(w.data<float>(), w.data<float>() + w.numel());
+  }
+}
+
+QuantizationConfig write_checkpoint(const std::string& model_dir, const std::string& out_dir,
+                                    const SafetensorsCheckpoint& ckpt, const std::vector<QuantizedLinearOutput>& q,
+                                    const std::vector<std::string>& skipped, const AutoRoundOptions& opt,
+                                    QuantMethod method, const std::function<void(const std::string&)>& log) {
+  QuantizationConfig cfg;
+  cfg.bits = opt.scheme.bits;
+  cfg.group_size = opt.scheme.group_size;
+  cfg.sym = opt.scheme.sym;
+  cfg.block_name_to_quantize = {std::string(qwen3::kBlockList)};
+  for (const std::string& s : skipped) {
+    ExtraConfigEntry e;
+    e.key = s;
+    e.value.bits = 16;
+    e.value.data_type = "fp";
+    cfg.extra_config.push_back(e);
+  }
+  // Tuning values are recorded (to_json drops those equal to the reference defaults).
+  cfg.tuning["iters"] = method == QuantMethod::AutoRound ? opt.iters : 0;
+  if (method != QuantMethod::Rtn) {
+    cfg.tuning["nsamples"] = opt.nsamples;
+    cfg.tuning["seqlen"] = opt.seqlen;
+    cfg.tuning["seed"] = opt.seed;
+  }
+  if (method == QuantMethod::AutoRound) {
+    cfg.tuning["lr"] = opt.effective_lr();
+    cfg.tuning["minmax_lr"] = opt.effective_minmax_lr();
+    cfg.tuning["batch_size"] = opt.batch_size;
+    cfg.tuning["gradient_accumulate_steps"] = opt.grad_accum;
+    cfg.tuning["enable_quanted_input"] = opt.enable_quanted_input;
+    cfg.tuning["enable_minmax_tuning"] = opt.enable_minmax_tuning;
+  }
+  if (method == QuantMethod::OptimizedRtn) cfg.tuning["rtn_optimized"] = true;
+
+  std::vector<NamedTensor> unchanged;
+  for (const std::string& name : ckpt.names()) {
+    bool replaced = false;
+    for (const QuantizedLinearOutput& o : q)
+      if (name == o.prefix + ".weight" || name == o.prefix + ".bias") replaced = true;
+    if (!replaced) unchanged.push_back({name, ckpt.tensor(name)});
+  }
+  ExportOptions eo;
+  eo.format = opt.format;
+  eo.overwrite = opt.overwrite;
+  eo.progress = log;
+  return export_quantized_checkpoint(model_dir, out_dir, unchanged, q, cfg, eo);
+}
+
+}  // namespace
+
+AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::string& out_dir,
+                                    const AutoRoundOptions& opt, const AutoRoundCallbacks& cb) {
+  const auto t_start = Clock::now();
+  auto log = [&](const std::string& s) {
+    if (cb.log) cb.log(s);
+  };
+  opt.scheme.validate();
+  OMNI_CHECK(opt.iters >= 0, "iters must be >= 0, found ", opt.iters);
+  OMNI_CHECK(opt.nsamples > 0 && opt.seqlen > 1, "nsamples must be > 0 and seqlen > 1");
+  OMNI_CHECK(opt.batch_size > 0 && opt.grad_accum > 0, "batch size and gradient accumulation must be positive");
+  OMNI_CHECK(opt.scheme.sym || opt.format == QuantizedCheckpointFormat::AutoGptq,
+             "asymmetric quantization is exported in the auto_gptq layout only (use --format auto_gptq)");
+  OMNI_CHECK(!read_quantization_config(model_dir).has_value(), model_dir,
+             " is already quantized (its config has a quantization_config)");
+  OMNI_CHECK(opt.overwrite || !fs::exists(out_dir), out_dir, " already exists (pass --overwrite to replace it)");
+
+  const Qwen3Config config = load_qwen3_config(model_dir);
+  const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(model_dir);
+  const QuantMethod method = opt.iters == 0 && opt.method == QuantMethod::AutoRound ? QuantMethod::Rtn : opt.method;
+  const bool needs_data = method != QuantMethod::Rtn;
+
+  BlockStateDir state(out_dir + ".partial", run_fingerprint(opt, model_dir));
+  if (opt.resume) {
+    state.open_for_resume();
+    log("resuming from " + state.dir() + ": " + std::to_string(state.completed_blocks()) + " of " +
+        std::to_string(config.num_hidden_layers) + " blocks done");
+  } else {
+    state.create_fresh();
+  }
+
+  AutoRoundSummary summary;
+  Tensor x_fp, x_q;  // the FP and quantized chains of block inputs (§1 step 2)
+  if (needs_data) {
+    x_fp = calibration_embeddings(model_dir, ckpt, config, opt, log);
+    x_q = opt.enable_quanted_input ? x_fp.clone() : x_fp;
+    summary.calibration_tokens = x_fp.dim(0) * x_fp.dim(1);
+  }
+
+  const int64_t L = config.num_hidden_layers;
+  std::vector<QuantizedLinearOutput> quantized;
+  for (int64_t b = 0; b < L; ++b) {
+    const auto t_block = Clock::now();
+    std::array<LinearQuantSpec, 7> specs;
+    Qwen3BlockWeightsF32 weights =
+        read_qwen3_block_weights(config, b, [&](const std::string& name) { return ckpt.tensor(name); });
+    for (int i = 0; i < 7; ++i) {
+      const TensorInfo& info = ckpt.info(linear_name(b, i) + ".weight");
+      LinearQuantSpec& spec = specs[static_cast<size_t>(i)];
+      spec = {quantizable_shape(info.shape[0], info.shape[1], opt.scheme), opt.scheme};
+      if (!spec.quantize) summary.skipped.push_back(linear_name(b, i));
+    }
+    Qwen3BlockTrainer block(config, std::move(weights), specs);
+
+    FrozenBlock frozen;
+    const bool resumed = state.is_completed(b);
+    Tensor y_ref;
+    if (resumed) {
+      frozen = state.load_block(b);
+    } else {
+      if (needs_data) {
+        block.refresh_weights(Qwen3BlockTrainer::WeightMode::Original);
+        y_ref = block_forward_all(block, x_fp, opt.batch_size);  // Y_ref = Block_fp(X_fp), also the next X_fp
+      }
+      auto on_iter = [&](int64_t t, double loss, double best) {
+        if (!cb.progress) return;
+        AutoRoundProgress p;
+        p.block = b;
+        p.blocks = L;
+        p.iter = t + 1;
+        p.iters = opt.iters;
+        p.loss = loss;
+        p.best_loss = best;
+        p.elapsed_seconds = seconds_since(t_start);
+        const double done = static_cast<double>(b) + static_cast<double>(t + 1) / static_cast<double>(opt.iters);
+        p.eta_seconds = p.elapsed_seconds / done * (static_cast<double>(L) - done);
+        cb.progress(p);
+      };
+      frozen = quantize_block(block, b, method, opt.enable_quanted_input ? x_q : x_fp, y_ref, x_fp, opt, on_iter);
+      frozen.seconds = seconds_since(t_block);
+      state.save_block(b, frozen);
+    }
+    for (const auto& [name, w] : frozen.weights) quantized.push_back({name, w, Tensor()});
+
+    // Advance the chains: X_fp ← Block_fp(X_fp); X_q ← Block_q(X_q) with the frozen weights.
+    if (needs_data && b + 1 < L) {
+      if (!y_ref.defined()) {
+        block.refresh_weights(Qwen3BlockTrainer::WeightMode::Original);
+        y_ref = block_forward_all(block, x_fp, opt.batch_size);
+      }
+      if (opt.enable_quanted_input) {
+        use_frozen_weights(block, b, frozen);
+        x_q = block_forward_all(block, x_q, opt.batch_size);
+      }
+      x_fp = std::move(y_ref);
+      if (!opt.enable_quanted_input) x_q = x_fp;
+    }
+
+    BlockTuningReport report{b, frozen.initial_loss, frozen.best_loss, frozen.best_iter, frozen.seconds, resumed};
+    summary.blocks.push_back(report);
+    char line[256];
+    if (method == QuantMethod::AutoRound)
+      std::snprintf(line, sizeof line, "block %lld/%lld done: loss %.6g -> best %.6g (iter %lld), %.1f s%s",
+                    static_cast<long long>(b + 1), static_cast<long long>(L), report.initial_loss, report.best_loss,
+                    static_cast<long long>(report.best_iter), report.seconds, resumed ? " (resumed)" : "");
+    else
+      std::snprintf(line, sizeof line, "block %lld/%lld done, %.1f s%s", static_cast<long long>(b + 1),
+                    static_cast<long long>(L), report.seconds, resumed ? " (resumed)" : "");
+    log(line);
+  }
+
+  summary.config = write_checkpoint(model_dir, out_dir, ckpt, quantized, summary.skipped, opt, method, log);
+  state.remove();
+  summary.seconds = seconds_since(t_start);
+  return summary;
+}
+
+}  // namespace omni

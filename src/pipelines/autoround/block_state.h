@@ -1,0 +1,53 @@
+// The on-disk progress of a quantization run, OUT_DIR.partial/: one safetensors file per finished block (its
+// frozen integer weights) and state.json (which blocks are done, their reports, and a fingerprint of everything
+// that determines the result). Every file is written atomically, so a run killed at any moment leaves a state
+// that --resume can continue from.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backends/linear_weight.h"
+#include "pipelines/autoround/autoround_options.h"
+
+namespace omni {
+
+struct FrozenBlock {
+  std::map<std::string, GroupedIntWeight> weights;  // full Linear name (no ".weight") → frozen weight
+  double initial_loss = 0, best_loss = 0, seconds = 0;
+  int64_t best_iter = 0;
+};
+
+class BlockStateDir {
+ public:
+  // fingerprint: everything the result depends on; a resume with a different one is refused.
+  BlockStateDir(std::string dir, nlohmann::json fingerprint);
+
+  const std::string& dir() const { return dir_; }
+  void create_fresh();     // discards an earlier partial state
+  void open_for_resume();  // errors if absent or made with other options
+  bool is_completed(int64_t block) const;
+  int64_t completed_blocks() const { return static_cast<int64_t>(completed_.size()); }
+
+  void save_block(int64_t block, const FrozenBlock& frozen);
+  FrozenBlock load_block(int64_t block) const;
+  void remove();
+
+ private:
+  std::string block_path(int64_t block) const;
+  void write_state() const;
+
+  std::string dir_;
+  nlohmann::json fingerprint_;
+  std::map<int64_t, nlohmann::json> completed_;  // block → report
+};
+
+// The fingerprint of a run: options that change the output, the model's config.json, the dataset's size, and the
+// thread count (reductions are split per thread, so bit-identical results need the same count).
+nlohmann::json run_fingerprint(const AutoRoundOptions& options, const std::string& model_dir);
+
+}  // namespace omni

@@ -1,0 +1,169 @@
+#include "pipelines/autoround/block_tuner.h"
+
+#include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "backends/cpu/masked_mse_loss_backward.h"
+#include "core/error.h"
+
+namespace omni {
+
+BatchSampler::BatchSampler(int64_t samples, int64_t batch_size, uint64_t seed) : rng_(seed), batch_(batch_size) {
+  OMNI_CHECK(batch_size > 0 && samples >= batch_size, "batch size ", batch_size, " exceeds the ", samples,
+             " calibration samples");
+  order_.resize(static_cast<size_t>(samples));
+  for (int64_t i = 0; i < samples; ++i) order_[static_cast<size_t>(i)] = i;
+  shuffle(order_, rng_);
+}
+
+std::vector<int64_t> BatchSampler::next() {
+  if (pos_ + batch_ > static_cast<int64_t>(order_.size())) {
+    shuffle(order_, rng_);
+    pos_ = 0;
+  }
+  std::vector<int64_t> out(order_.begin() + pos_, order_.begin() + pos_ + batch_);
+  pos_ += batch_;
+  return out;
+}
+
+Tensor gather_samples(const Tensor& all, const std::vector<int64_t>& idx) {
+  const int64_t row = all.numel() / all.dim(0);
+  Tensor out = Tensor::empty({static_cast<int64_t>(idx.size()), all.dim(1), all.dim(2)}, DType::F32);
+  for (size_t i = 0; i < idx.size(); ++i)
+    std::memcpy(out.data<float>() + static_cast<int64_t>(i) * row, all.data<float>() + idx[i] * row,
+                static_cast<size_t>(row) * sizeof(float));
+  return out;
+}
+
+Tensor block_forward_all(Qwen3BlockTrainer& block, const Tensor& inputs, int64_t batch) {
+  const int64_t n = inputs.dim(0);
+  Tensor out = Tensor::empty(inputs.shape(), DType::F32);
+  for (int64_t b0 = 0; b0 < n; b0 += batch) {
+    const int64_t b1 = std::min(n, b0 + batch);
+    const Tensor y = block.forward(inputs.slice_rows(b0, b1), /*save_activations=*/false);
+    std::memcpy(out.slice_rows(b0, b1).raw(), y.raw(), y.nbytes());
+  }
+  return out;
+}
+
+namespace {
+
+struct Snapshot {
+  std::vector<std::vector<float>> v, alpha, beta;
+};
+
+Snapshot take_snapshot(const Qwen3BlockTrainer& block) {
+  Snapshot s;
+  for (const TunableLinear& l : block.linears()) {
+    s.v.push_back(l.v);
+    s.alpha.push_back(l.alpha);
+    s.beta.push_back(l.beta);
+  }
+  return s;
+}
+
+void restore_snapshot(Qwen3BlockTrainer& block, Snapshot&& s) {
+  size_t i = 0;
+  for (TunableLinear& l : block.linears()) {
+    l.v = std::move(s.v[i]);
+    l.alpha = std::move(s.alpha[i]);
+    l.beta = std::move(s.beta[i]);
+    ++i;
+  }
+}
+
+// p ← p − lr · sign(g), sign(0) = 0.
+void sign_step(std::vector<float>& p, const std::vector<float>& g, float lr) {
+  const size_t n = p.size();
+  float* pp = p.data();
+  const float* gg = g.data();
+  for (size_t i = 0; i < n; ++i) pp[i] -= lr * static_cast<float>((gg[i] > 0.f) - (gg[i] < 0.f));
+}
+
+}  // namespace
+
+BlockTuningResult tune_block(Qwen3BlockTrainer& block, const Tensor& inputs, const Tensor& targets,
+                             const AutoRoundOptions& opt, uint64_t seed,
+                             const std::function<void(int64_t, double, double)>& on_iter) {
+  OMNI_CHECK(inputs.shape() == targets.shape(), "tune_block: inputs ", shape_str(inputs.shape()), " vs targets ",
+             shape_str(targets.shape()));
+  const int64_t T = inputs.dim(1);
+  const std::vector<uint8_t> mask = last_token_mask(opt.batch_size, T);
+  BatchSampler sampler(inputs.dim(0), opt.batch_size, seed);
+  const double lr = opt.effective_lr(), minmax_lr = opt.effective_minmax_lr();
+
+  BlockTuningResult r;
+  r.best_loss = std::numeric_limits<double>::infinity();
+  Snapshot best;
+  Tensor dy = Tensor::empty({opt.batch_size, T, inputs.dim(2)}, DType::F32);
+  for (int64_t t = 0; t < opt.iters; ++t) {
+    block.refresh_weights(Qwen3BlockTrainer::WeightMode::FakeQuant);  // clamps alpha/beta, Ŵ from V/alpha/beta
+    block.zero_grads();
+    double loss = 0;
+    for (int64_t a = 0; a < opt.grad_accum; ++a) {
+      const std::vector<int64_t> idx = sampler.next();
+      const Tensor x = gather_samples(inputs, idx), ref = gather_samples(targets, idx);
+      const Tensor y = block.forward(x, /*save_activations=*/true);
+      const int64_t rows = y.numel() / y.dim(2);
+      loss += masked_mse_loss_forward(y.data<float>(), ref.data<float>(), mask.data(), rows, y.dim(2));
+      // Each micro-batch contributes 1/grad_accum of the mean, so accumulated gradients are the batch mean's.
+      masked_mse_loss_backward(dy.data<float>(), y.data<float>(), ref.data<float>(), mask.data(), rows, y.dim(2),
+                               1.0 / static_cast<double>(opt.grad_accum));
+      block.backward(dy);
+    }
+    loss /= static_cast<double>(opt.grad_accum);
+    if (t == 0) r.initial_loss = loss;
+    if (loss < r.best_loss) {  // snapshot before the update: these parameters produced this loss
+      r.best_loss = loss;
+      r.best_iter = t;
+      best = take_snapshot(block);
+    }
+    const double decay = 1.0 - static_cast<double>(t) / static_cast<double>(opt.iters);
+    const auto lr_t = static_cast<float>(lr * decay), mm_t = static_cast<float>(minmax_lr * decay);
+    for (TunableLinear& l : block.linears()) {
+      if (!l.spec.quantize) continue;
+      sign_step(l.v, l.grad_v, lr_t);
+      if (opt.enable_minmax_tuning) {
+        sign_step(l.alpha, l.grad_alpha, mm_t);
+        sign_step(l.beta, l.grad_beta, mm_t);
+      }
+    }
+    if (on_iter) on_iter(t, loss, r.best_loss);
+  }
+  if (opt.iters > 0) restore_snapshot(block, std::move(best));
+  return r;
+}
+
+std::vector<std::vector<float>> collect_linear_importance(Qwen3BlockTrainer& block, const Tensor& inputs,
+                                                          int64_t batch_size) {
+  block.refresh_weights(Qwen3BlockTrainer::WeightMode::Original);
+  std::vector<std::vector<double>> sums;
+  for (const TunableLinear& l : block.linears()) sums.emplace_back(static_cast<size_t>(l.in_features), 0.0);
+  const int64_t n = inputs.dim(0);
+  int64_t tokens = 0;
+  for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
+    const int64_t b1 = std::min(n, b0 + batch_size);
+    block.forward(inputs.slice_rows(b0, b1), /*save_activations=*/true);
+    const int64_t rows = (b1 - b0) * inputs.dim(1);
+    tokens += rows;
+    for (size_t i = 0; i < sums.size(); ++i) {
+      const std::vector<float>& x = block.linear_input(static_cast<int>(i));
+      const auto K = static_cast<int64_t>(sums[i].size());
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t k = 0; k < K; ++k) {
+          const double v = x[static_cast<size_t>(r * K + k)];
+          sums[i][static_cast<size_t>(k)] += v * v;
+        }
+    }
+  }
+  std::vector<std::vector<float>> imp;
+  for (const auto& s : sums) {
+    std::vector<float> m(s.size());
+    for (size_t k = 0; k < s.size(); ++k) m[k] = static_cast<float>(s[k] / static_cast<double>(tokens));
+    imp.push_back(std::move(m));
+  }
+  return imp;
+}
+
+}  // namespace omni

@@ -1,0 +1,104 @@
+#include "pipelines/calibration_samples.h"
+
+#include <numeric>
+
+#include "core/error.h"
+#include "core/rng.h"
+
+namespace omni {
+
+CalibrationPolicy parse_calibration_policy(std::string_view name) {
+  if (name == "concat") return CalibrationPolicy::Concat;
+  if (name == "skip") return CalibrationPolicy::Skip;
+  OMNI_FAIL("unknown calibration policy \"", name, "\"; expected \"concat\" or \"skip\"");
+}
+
+const char* calibration_policy_name(CalibrationPolicy policy) {
+  return policy == CalibrationPolicy::Concat ? "concat" : "skip";
+}
+
+int32_t text_separator_id(const Tokenizer& tokenizer) {
+  if (const auto id = tokenizer.token_to_id("<|endoftext|>")) return *id;
+  const std::vector<int32_t> eos = tokenizer.eos_ids();
+  OMNI_CHECK(!eos.empty(), "tokenizer ", tokenizer.source(),
+             " has neither <|endoftext|> nor an eos token to separate texts with");
+  return eos.front();
+}
+
+std::vector<std::vector<int32_t>> build_calibration_samples(const Tokenizer& tokenizer,
+                                                            std::span<const std::string> texts, int64_t nsamples,
+                                                            int64_t seqlen, uint64_t seed, CalibrationPolicy policy,
+                                                            const CalibrationExtras& extras) {
+  OMNI_CHECK(nsamples > 0, "calibration nsamples must be positive, got ", nsamples);
+  OMNI_CHECK(seqlen > 0, "calibration seqlen must be positive, got ", seqlen);
+  OMNI_CHECK(!texts.empty(), "calibration needs at least one text, got none");
+  const auto log = [&](const std::string& line) {
+    if (extras.log) extras.log(line);
+  };
+
+  std::vector<size_t> order(texts.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  SplitMix64 rng(seed);
+  shuffle(order, rng);
+
+  std::vector<std::vector<int32_t>> samples;
+  samples.reserve(static_cast<size_t>(nsamples));
+  int64_t used = 0, skipped = 0, stream_tokens = 0;
+  const size_t want = static_cast<size_t>(nsamples);
+
+  if (policy == CalibrationPolicy::Concat) {
+    const int32_t separator = text_separator_id(tokenizer);
+    std::vector<int32_t> pending;  // tokens not yet cut into a sample
+    for (size_t k = 0; k < order.size() && samples.size() < want; ++k) {
+      const std::vector<int32_t> ids = tokenizer.encode(texts[order[k]]);
+      if (ids.empty()) {
+        ++skipped;
+        continue;
+      }
+      if (used > 0) pending.push_back(separator);
+      pending.insert(pending.end(), ids.begin(), ids.end());
+      stream_tokens += static_cast<int64_t>(ids.size()) + (used > 0 ? 1 : 0);
+      ++used;
+      size_t start = 0;
+      while (pending.size() - start >= static_cast<size_t>(seqlen) && samples.size() < want) {
+        samples.emplace_back(pending.begin() + static_cast<std::ptrdiff_t>(start),
+                             pending.begin() + static_cast<std::ptrdiff_t>(start + static_cast<size_t>(seqlen)));
+        start += static_cast<size_t>(seqlen);
+      }
+      pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(start));
+    }
+  } else {
+    for (size_t k = 0; k < order.size() && samples.size() < want; ++k) {
+      std::vector<int32_t> ids = tokenizer.encode(texts[order[k]]);
+      if (static_cast<int64_t>(ids.size()) < seqlen) {
+        ++skipped;
+        continue;
+      }
+      ids.resize(static_cast<size_t>(seqlen));
+      samples.push_back(std::move(ids));
+      ++used;
+    }
+  }
+
+  const int64_t found = static_cast<int64_t>(samples.size());
+  log(str_cat("calibration: policy ", calibration_policy_name(policy), ", ", found, " samples of ", seqlen,
+              " tokens from ", used, " texts (", skipped,
+              policy == CalibrationPolicy::Concat ? " empty texts skipped" : " texts shorter than seqlen skipped",
+              ", ", texts.size(), " in the dataset, seed ", seed, ")"));
+  if (found < nsamples) {
+    const std::string what =
+        policy == CalibrationPolicy::Concat
+            ? str_cat("the ", texts.size(), " texts give only ", stream_tokens, " tokens joined, i.e. ", found,
+                      " samples of ", seqlen, " tokens, but ", nsamples,
+                      " were asked for; lower nsamples or seqlen, or use a larger dataset")
+            : str_cat("only ", found, " of the ", texts.size(), " texts have at least ", seqlen, " tokens, but ",
+                      nsamples, " samples were asked for; lower nsamples or seqlen, use the concat policy, or use a "
+                      "dataset with longer texts");
+    OMNI_CHECK(extras.allow_fewer && found > 0, "not enough calibration samples (policy ",
+               calibration_policy_name(policy), "): ", what);
+    log(str_cat("warning: using ", found, " calibration samples instead of ", nsamples, ": ", what));
+  }
+  return samples;
+}
+
+}  // namespace omni
