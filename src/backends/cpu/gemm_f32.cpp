@@ -15,7 +15,7 @@ namespace {
 // each task packs an MC × KC block of op(A) (L2) and walks micro-tiles MR × NR whose B micro-panel (KC × NR)
 // stays in L1.
 constexpr int64_t kKc = 256;
-constexpr int64_t kNc = 2048;
+constexpr int64_t kNc = 1024;
 constexpr int64_t kMcPanels = 12;  // MC = 12 micro-panels of MR rows
 
 // Micro-kernels: C[MR, NR] (+)= Ap[kc][MR] · Bp[kc][NR], C with row stride ldc.

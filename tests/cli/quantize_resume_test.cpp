@@ -1,0 +1,119 @@
+// A quantization killed with SIGKILL after block k and restarted with --resume continues from block k+1 and
+// writes byte-identical files to an uninterrupted run (same options and thread count).
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kBin = std::string(OMNI_BINARY_DIR) + "/omniround";
+const std::string kModel = std::string(OMNI_SOURCE_DIR) + "/models/tiny-qwen3";
+
+std::vector<std::string> quantize_args(const std::string& out) {
+  return {kBin, "quantize", kModel, "-o", out, "--iters", "6", "--nsamples", "4", "--seqlen", "32",
+          "--batch-size", "2", "--threads", "2", "--dataset", kModel + "/calibration.txt"};
+}
+
+struct ProcessResult {
+  int status = -1;
+  bool killed = false;
+  std::string log;
+};
+
+// Runs the command; when `kill_after` appears in its stderr, sends SIGKILL.
+ProcessResult run(std::vector<std::string> args, const std::string& kill_after = "") {
+  int fds[2];
+  if (pipe(fds) != 0) return {};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], STDERR_FILENO);
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(fds[1]);
+  ProcessResult r;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0) {
+    r.log.append(buf, static_cast<size_t>(n));
+    if (!kill_after.empty() && !r.killed && r.log.find(kill_after) != std::string::npos) {
+      kill(pid, SIGKILL);
+      r.killed = true;
+    }
+  }
+  close(fds[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+  return r;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream os;
+  os << f.rdbuf();
+  return os.str();
+}
+
+TEST(QuantizeResume, KilledRunResumesToIdenticalBytes) {
+  const std::string base = std::string(OMNI_BINARY_DIR) + "/resume_test";
+  fs::remove_all(base);
+  fs::create_directories(base);
+  const std::string full = base + "/full", resumed = base + "/resumed";
+
+  const ProcessResult a = run(quantize_args(full));
+  ASSERT_EQ(a.status, 0) << a.log;
+
+  const ProcessResult b = run(quantize_args(resumed), "block 3/8 done");
+  ASSERT_TRUE(b.killed) << b.log;
+  EXPECT_EQ(b.status, -SIGKILL);
+  EXPECT_FALSE(fs::exists(resumed)) << "a killed run must not leave an output that looks complete";
+  ASSERT_TRUE(fs::exists(resumed + ".partial/state.json"));
+
+  std::vector<std::string> args = quantize_args(resumed);
+  args.push_back("--resume");
+  const ProcessResult c = run(args);
+  ASSERT_EQ(c.status, 0) << c.log;
+  EXPECT_NE(c.log.find("3 of 8 blocks done"), std::string::npos) << c.log;
+  EXPECT_NE(c.log.find("block 4/8 done: "), std::string::npos) << c.log;
+  EXPECT_NE(c.log.find("(resumed)"), std::string::npos) << c.log;
+  EXPECT_FALSE(fs::exists(resumed + ".partial"));
+
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(full)) files.push_back(e.path().filename());
+  ASSERT_FALSE(files.empty());
+  for (const auto& name : files) {
+    ASSERT_TRUE(fs::exists(fs::path(resumed) / name)) << name;
+    EXPECT_TRUE(slurp(fs::path(full) / name) == slurp(fs::path(resumed) / name)) << name << " differs";
+  }
+  EXPECT_EQ(std::distance(fs::directory_iterator(resumed), fs::directory_iterator{}),
+            static_cast<std::ptrdiff_t>(files.size()));
+
+  // Resuming with other options is refused with a clear message.
+  const ProcessResult d = run(quantize_args(base + "/other"), "block 1/8 done");
+  ASSERT_TRUE(d.killed) << d.log;
+  std::vector<std::string> changed = quantize_args(base + "/other");
+  changed[6] = "7";  // --iters
+  changed.push_back("--resume");
+  const ProcessResult e = run(changed);
+  EXPECT_EQ(e.status, 1);
+  EXPECT_NE(e.log.find("different options"), std::string::npos) << e.log;
+}
+
+}  // namespace
