@@ -2,15 +2,24 @@
 // and vectorise.
 #pragma once
 
-#include <bit>
 #include <cstdint>
+#include <cstring>
 
 namespace omni {
 
-inline float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
+// std::bit_cast without <bit>: this header is also compiled by nvcc in C++17 mode. Compiles to a register move.
+template <class To, class From>
+inline To bits_as(const From& from) {
+  static_assert(sizeof(To) == sizeof(From));
+  To to;
+  std::memcpy(&to, &from, sizeof to);
+  return to;
+}
+
+inline float bf16_to_f32(uint16_t h) { return bits_as<float>(static_cast<uint32_t>(h) << 16); }
 
 inline uint16_t f32_to_bf16(float f) {
-  uint32_t u = std::bit_cast<uint32_t>(f);
+  uint32_t u = bits_as<uint32_t>(f);
   if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // quiet NaN
   u += 0x7fffu + ((u >> 16) & 1u);
   return static_cast<uint16_t>(u >> 16);
@@ -36,18 +45,18 @@ inline float f16_to_f32(uint16_t h) {
   } else {
     bits = sign | ((exp + 112u) << 23) | (man << 13);
   }
-  return std::bit_cast<float>(bits);
+  return bits_as<float>(bits);
 }
 
 inline uint16_t f32_to_f16(float f) {
-  const uint32_t u = std::bit_cast<uint32_t>(f);
+  const uint32_t u = bits_as<uint32_t>(f);
   const uint32_t sign = (u >> 16) & 0x8000u;
   const uint32_t abs = u & 0x7fffffffu;
   if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
   if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow (>= 65520) -> inf
   if (abs < 0x38800000u) {                                                // result is subnormal or zero
     // value / 2^-24 rounded half-to-even gives the subnormal mantissa.
-    const float v = std::bit_cast<float>(abs) * 0x1p24f;
+    const float v = bits_as<float>(abs) * 0x1p24f;
     const uint32_t q = static_cast<uint32_t>(__builtin_nearbyintf(v));
     return static_cast<uint16_t>(sign | q);
   }
