@@ -11,7 +11,9 @@
 
 #include "cli/commands.h"
 #include "core/process_stats.h"
+#include "core/error.h"
 #include "io/file_util.h"
+#include "io/model_config.h"
 #include "pipelines/autoround/autoround.h"
 #include "quant/quant_summary.h"
 #include "quant/rtn_checkpoint.h"
@@ -48,7 +50,18 @@ std::string mmss(double s) {
   return buf;
 }
 
+int run_quantize_checked(QuantizeArgs& a);
+
 int run_quantize(QuantizeArgs& a) {
+  try {
+    return run_quantize_checked(a);
+  } catch (const Error&) {
+    rethrow_with_context("quantizing " + a.model_dir + " into " + a.out_dir);
+  }
+}
+
+int run_quantize_checked(QuantizeArgs& a) {
+  load_qwen3_config(a.model_dir);  // an unsupported architecture fails here, before any work
   OMNI_CHECK(a.scheme == "W4A16" || a.bits != 4, "--scheme ", a.scheme,
              " is not supported (W4A16; use --bits for other widths)");
   AutoRoundOptions& o = a.opt;
