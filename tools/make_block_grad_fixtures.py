@@ -31,8 +31,8 @@ from transformers.models.qwen3.modeling_qwen3 import Qwen3DecoderLayer
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import autoround_torch as art  # noqa: E402
 
-CONFIG = dict(vocab_size=64, hidden_size=256, num_hidden_layers=1, num_attention_heads=4, head_dim=64,
-              num_key_value_heads=2, intermediate_size=384, rms_norm_eps=1e-6, rope_theta=10000.0,
+CONFIG = dict(vocab_size=64, hidden_size=128, num_hidden_layers=1, num_attention_heads=2, head_dim=64,
+              num_key_value_heads=1, intermediate_size=256, rms_norm_eps=1e-6, rope_theta=10000.0,
               max_position_embeddings=64, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
               pad_token_id=0)
 # Keys written to config.json (what transformers needs to rebuild the block and omni::load_qwen3_config reads).

@@ -52,20 +52,11 @@ double weighted_group_error(const float* w, const float* imp, int64_t n, const G
 
 QuantizedMatrix quantize_matrix_optimized(const float* w, int64_t rows, int64_t cols, const QuantScheme& scheme,
                                           const float* importance) {
-  scheme.validate();
-  OMNI_CHECK(rows > 0 && cols > 0, "quantize_matrix_optimized: empty weight [", rows, ", ", cols, "]");
+  QuantizedMatrix qm = allocate_quantized_matrix(rows, cols, scheme, "quantize_matrix_optimized");
   if (importance)
     for (int64_t k = 0; k < cols; ++k)
       OMNI_CHECK(importance[k] >= 0.f && std::isfinite(importance[k]), "importance[", k,
                  "] must be finite and non-negative, found ", importance[k]);
-  QuantizedMatrix qm;
-  qm.scheme = scheme;
-  qm.rows = rows;
-  qm.cols = cols;
-  qm.group_size = scheme.group_size_for(cols);
-  qm.num_groups = scheme.num_groups_for(cols);
-  qm.codes.resize(static_cast<size_t>(rows * cols));
-  qm.groups.resize(static_cast<size_t>(rows * qm.num_groups));
   const float d_rtn = static_cast<float>(scheme.sym ? scheme.sym_zero() : scheme.max_code());
 
   parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {

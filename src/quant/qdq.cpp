@@ -92,10 +92,9 @@ void quantize_group(const float* w, const float* v, int64_t n, const GroupScale&
   }
 }
 
-QuantizedMatrix quantize_matrix(const float* w, int64_t rows, int64_t cols, const QuantScheme& scheme,
-                                const QdqParams& params) {
+QuantizedMatrix allocate_quantized_matrix(int64_t rows, int64_t cols, const QuantScheme& scheme, const char* what) {
   scheme.validate();
-  OMNI_CHECK(rows > 0 && cols > 0, "quantize_matrix: empty weight [", rows, ", ", cols, "]");
+  OMNI_CHECK(rows > 0 && cols > 0, what, ": empty weight [", rows, ", ", cols, "]");
   QuantizedMatrix qm;
   qm.scheme = scheme;
   qm.rows = rows;
@@ -104,6 +103,12 @@ QuantizedMatrix quantize_matrix(const float* w, int64_t rows, int64_t cols, cons
   qm.num_groups = scheme.num_groups_for(cols);
   qm.codes.resize(static_cast<size_t>(rows * cols));
   qm.groups.resize(static_cast<size_t>(rows * qm.num_groups));
+  return qm;
+}
+
+QuantizedMatrix quantize_matrix(const float* w, int64_t rows, int64_t cols, const QuantScheme& scheme,
+                                const QdqParams& params) {
+  QuantizedMatrix qm = allocate_quantized_matrix(rows, cols, scheme, "quantize_matrix");
   const int64_t grain = std::max<int64_t>(1, (1 << 16) / cols);
   parallel_for(0, rows, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {

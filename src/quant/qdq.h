@@ -80,6 +80,10 @@ struct QuantizedMatrix {
   const GroupScale& group(int64_t row, int64_t g) const { return groups[static_cast<size_t>(row * num_groups + g)]; }
 };
 
+// An empty result for a [rows, cols] weight: shape fields set, codes and group scales allocated. Validates the
+// scheme and the shape (`what` names the caller in the error).
+QuantizedMatrix allocate_quantized_matrix(int64_t rows, int64_t cols, const QuantScheme& scheme, const char* what);
+
 // Quantises an f32 weight [N, K] (multithreaded over rows). Values of V/alpha/beta follow `params`.
 QuantizedMatrix quantize_matrix(const float* w, int64_t rows, int64_t cols, const QuantScheme& scheme,
                                 const QdqParams& params = {});

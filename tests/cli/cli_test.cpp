@@ -1,6 +1,8 @@
 // The omniround binary end to end: exit codes, streamed output, speed report, and one-line errors for bad input.
 #include <gtest/gtest.h>
 
+#include "support/run_omniround.h"
+
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -8,23 +10,8 @@
 
 namespace {
 
-struct Result {
-  int status = -1;
-  std::string output;  // stdout and stderr together
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(OMNI_BINARY_DIR) + "/omniround " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using Result = omni::testing_support::CommandResult;
+Result run(const std::string& args) { return omni::testing_support::run_omniround(args); }
 
 const std::string kSrc = OMNI_SOURCE_DIR;
 const std::string kModel = kSrc + "/models/tiny-qwen3";

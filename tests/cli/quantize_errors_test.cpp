@@ -1,6 +1,8 @@
 // Bad input to `omniround quantize` gives one clear error line and leaves no output that looks complete.
 #include <gtest/gtest.h>
 
+#include "support/run_omniround.h"
+
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -11,23 +13,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int status = -1;
-  std::string output;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = std::string(OMNI_BINARY_DIR) + "/omniround " + args + " 2>&1";
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using Result = omni::testing_support::CommandResult;
+Result run(const std::string& args) { return omni::testing_support::run_omniround(args); }
 
 const std::string kModel = std::string(OMNI_SOURCE_DIR) + "/models/tiny-qwen3";
 const std::string kTmp = std::string(OMNI_BINARY_DIR) + "/quantize_errors_test.tmp";

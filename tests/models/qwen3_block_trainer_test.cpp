@@ -3,6 +3,8 @@
 // every Linear. And the FP block (WeightMode::Original) against the inference engine on the same weights.
 #include <gtest/gtest.h>
 
+#include "support/rel_error.h"
+
 #include <cmath>
 #include <cstring>
 #include <iostream>
@@ -23,15 +25,7 @@ namespace {
 
 const std::string kRoot = std::string(OMNI_SOURCE_DIR) + "/";
 
-double rel_error(const float* out, const float* ref, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(out[i]) - ref[i];
-    num += d * d;
-    den += static_cast<double>(ref[i]) * ref[i];
-  }
-  return std::sqrt(num / den);
-}
+using testing_support::rel_error;
 
 void copy_into(std::vector<float>& dst, const Tensor& t) {
   ASSERT_EQ(static_cast<int64_t>(dst.size()), t.numel());

@@ -3,6 +3,8 @@
 // Fixtures: tests/data/qwen3 (made by tools/make_qwen3_fixtures.py; see its README.md).
 #include <gtest/gtest.h>
 
+#include "support/rel_error.h"
+
 #include <cmath>
 #include <string>
 #include <vector>
@@ -15,15 +17,7 @@ namespace {
 
 const std::string kData = std::string(OMNI_SOURCE_DIR) + "/tests/data/qwen3/";
 
-double rel_error(const float* out, const float* ref, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = static_cast<double>(out[i]) - ref[i];
-    num += d * d;
-    den += static_cast<double>(ref[i]) * ref[i];
-  }
-  return std::sqrt(num / den);
-}
+using testing_support::rel_error;
 
 std::vector<int32_t> ids_of(const Tensor& t) {
   return std::vector<int32_t>(t.data<int32_t>(), t.data<int32_t>() + t.numel());
