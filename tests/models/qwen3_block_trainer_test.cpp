@@ -159,8 +159,8 @@ TEST(BlockTrainer, ClampsAlphaBetaAndKeepsDenseLinearsDense) {
   trainer.forward(x.clone(), true);
   const int64_t tokens = x.dim(0) * x.dim(1);
   for (int i = 0; i < 7; ++i)
-    EXPECT_EQ(static_cast<int64_t>(trainer.linear_input(i).size()),
-              tokens * trainer.linears()[static_cast<size_t>(i)].in_features);
+    EXPECT_EQ(trainer.linear_input(i).shape(),
+              Shape({tokens, trainer.linears()[static_cast<size_t>(i)].in_features}));
   EXPECT_THROW(trainer.linear_input(7), Error);
   trainer.refresh_weights(Qwen3BlockTrainer::WeightMode::Original);
   EXPECT_EQ(q.weight_used, q.weight);

@@ -35,6 +35,25 @@ class CpuBackend : public Backend {
   void copy(Tensor& dst, const Tensor& src) override;
   void softmax_forward(Tensor& x) override;
   Tensor to_cpu(const Tensor& x) override;
+  void copy_from_cpu(Tensor& dst, const Tensor& src) override;
+
+  // Training ops (cpu_backend_train.cpp): the f32 kernels of *_backward.h.
+  void linear_forward_train(Tensor& y, const Tensor& x, const Tensor& w) override;
+  void linear_backward(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
+                       bool accumulate_dx, bool accumulate_dw) override;
+  void rmsnorm_forward_train(Tensor& y, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) override;
+  void rmsnorm_backward(Tensor& dx, Tensor* dweight, const Tensor& dy, const Tensor& x, const Tensor& weight,
+                        const Tensor& rstd, bool accumulate_dx) override;
+  void rope_forward_train(Tensor& x, float theta) override;
+  void rope_backward(Tensor& dx, float theta) override;
+  void attention_forward_train(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k,
+                               const Tensor& v) override;
+  void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                          const Tensor& v, const Tensor& out, const Tensor& lse) override;
+  void silu_mul_backward(Tensor& dgate, Tensor& dup, const Tensor& dy, const Tensor& gate,
+                         const Tensor& up) override;
+  double masked_mse_loss(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy,
+                         double dloss) override;
 };
 
 }  // namespace omni

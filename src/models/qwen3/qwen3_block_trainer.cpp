@@ -1,13 +1,7 @@
 #include "models/qwen3/qwen3_block_trainer.h"
 
 #include <algorithm>
-#include <cstring>
 
-#include "backends/cpu/attention_backward.h"
-#include "backends/cpu/linear_backward.h"
-#include "backends/cpu/rmsnorm_backward.h"
-#include "backends/cpu/rope_backward.h"
-#include "backends/cpu/silu_mul_backward.h"
 #include "core/error.h"
 #include "models/qwen3/qwen3_names.h"
 #include "quant/qdq_grad.h"
@@ -26,11 +20,6 @@ std::vector<float> to_f32_vector(const Tensor& t, const std::string& name, const
   const Tensor f = t.dtype() == DType::F32 ? t : t.to(DType::F32);
   const float* p = f.data<float>();
   return std::vector<float>(p, p + f.numel());
-}
-
-template <class V>
-void resize(V& v, int64_t n) {
-  v.resize(static_cast<size_t>(n));
 }
 
 }  // namespace
@@ -56,16 +45,19 @@ Qwen3BlockWeightsF32 read_qwen3_block_weights(const Qwen3Config& c, int64_t laye
 }
 
 Qwen3BlockTrainer::Qwen3BlockTrainer(const Qwen3Config& config, Qwen3BlockWeightsF32 weights,
-                                     const QuantScheme& scheme)
-    : Qwen3BlockTrainer(config, std::move(weights), [&] {
-        std::array<LinearQuantSpec, 7> specs;
-        for (auto& s : specs) s = {true, scheme};
-        return specs;
-      }()) {}
+                                     const QuantScheme& scheme, Backend& backend)
+    : Qwen3BlockTrainer(
+          config, std::move(weights),
+          [&] {
+            std::array<LinearQuantSpec, 7> specs;
+            for (auto& s : specs) s = {true, scheme};
+            return specs;
+          }(),
+          backend) {}
 
 Qwen3BlockTrainer::Qwen3BlockTrainer(const Qwen3Config& config, Qwen3BlockWeightsF32 weights,
-                                     const std::array<LinearQuantSpec, 7>& specs)
-    : config_(config), norms_(std::move(weights)) {
+                                     const std::array<LinearQuantSpec, 7>& specs, Backend& backend)
+    : backend_(backend), config_(config), norms_(std::move(weights)) {
   const auto& c = config_;
   OMNI_CHECK(!c.attention_bias, "Qwen3BlockTrainer: attention_bias = true is not supported");
   OMNI_CHECK(c.num_key_value_heads > 0 && c.num_attention_heads % c.num_key_value_heads == 0,
@@ -79,7 +71,6 @@ Qwen3BlockTrainer::Qwen3BlockTrainer(const Qwen3Config& config, Qwen3BlockWeight
                  static_cast<int64_t>(norms_.post_attention_layernorm.size()) == D &&
                  static_cast<int64_t>(norms_.q_norm.size()) == hd && static_cast<int64_t>(norms_.k_norm.size()) == hd,
              "Qwen3BlockTrainer: norm weights do not match hidden_size ", D, " / head_dim ", hd);
-  int64_t max_nk = 0;
   for (size_t i = 0; i < 7; ++i) {
     TunableLinear& L = linears_[i];
     L.name = std::string(qwen3::kBlockLinears[i]);
@@ -101,10 +92,25 @@ Qwen3BlockTrainer::Qwen3BlockTrainer(const Qwen3Config& config, Qwen3BlockWeight
       L.grad_v.assign(L.v.size(), 0.f);
       L.grad_alpha.assign(L.alpha.size(), 0.f);
       L.grad_beta.assign(L.beta.size(), 0.f);
-      max_nk = std::max(max_nk, n);
     }
   }
-  resize(scratch_grad_w_, max_nk);
+}
+
+Tensor& Qwen3BlockTrainer::shaped(Buffer& b, const Shape& shape) {
+  const int64_t n = shape_numel(shape);
+  if (!b.storage.defined() || b.storage.numel() < n) b.storage = backend_.alloc({n}, DType::F32);
+  b.t = b.storage.slice_rows(0, n).view(shape);
+  return b.t;
+}
+
+Tensor Qwen3BlockTrainer::to_backend(std::vector<float>& v, const Shape& shape, Buffer& b) {
+  OMNI_CHECK(static_cast<int64_t>(v.size()) == shape_numel(shape), "Qwen3BlockTrainer: a weight has ", v.size(),
+             " values, expected ", shape_str(shape));
+  Tensor host = Tensor::borrow(v.data(), shape, DType::F32, nullptr);
+  if (backend_.device() == Device::CPU) return host;
+  Tensor& dev = shaped(b, shape);
+  backend_.copy_from_cpu(dev, host);
+  return dev;
 }
 
 TunableLinear& Qwen3BlockTrainer::linear(std::string_view name) {
@@ -128,18 +134,22 @@ void Qwen3BlockTrainer::refresh_weights(WeightMode mode) {
   s_.valid = false;  // saved activations belong to the old weights
 }
 
-const std::vector<float>& Qwen3BlockTrainer::linear_input(int index) const {
+Tensor Qwen3BlockTrainer::linear_input(int index) const {
   OMNI_CHECK(s_.valid, "Qwen3BlockTrainer::linear_input needs a forward with save_activations = true first");
+  const Tensor* x = nullptr;
   switch (index) {
     case kQ:
     case kK:
-    case kV: return s_.h1;
-    case kO: return s_.att;
+    case kV: x = &s_.h1.t; break;
+    case kO: x = &s_.att.t; break;
     case kGate:
-    case kUp: return s_.h2;
-    case kDown: return s_.act;
+    case kUp: x = &s_.h2.t; break;
+    case kDown: x = &s_.act.t; break;
     default: OMNI_FAIL("Qwen3BlockTrainer::linear_input: index ", index, " is not in [0, 7)");
   }
+  const int64_t K = linears_[static_cast<size_t>(index)].in_features;
+  const Tensor rows = x->view({s_.B * s_.T, K});
+  return backend_.device() == Device::CPU ? rows : backend_.to_cpu(rows);
 }
 
 void Qwen3BlockTrainer::zero_grads() {
@@ -159,67 +169,89 @@ void Qwen3BlockTrainer::zero_grads() {
 //   h2 = rmsnorm(x2, post_attention_layernorm)
 //   gate, up = h2·Wgᵀ, h2·Wuᵀ;  act = silu(gate)·up
 //   y = x2 + act·Wdᵀ
+// Head-split tensors are kept [B, T, H, hd] and viewed [B, T, H·hd] where a Linear reads or writes them.
 Tensor Qwen3BlockTrainer::forward(const Tensor& x, bool save_activations) {
   const auto& c = config_;
   OMNI_CHECK(x.device() == Device::CPU && x.dtype() == DType::F32 && x.ndim() == 3 && x.dim(2) == c.hidden_size,
              "Qwen3BlockTrainer::forward: x must be CPU F32 [B, T, ", c.hidden_size, "], got ",
              dtype_name(x.dtype()), " ", shape_str(x.shape()));
-  const int64_t B = x.dim(0), T = x.dim(1), N = B * T;
+  const int64_t B = x.dim(0), T = x.dim(1);
   const int64_t D = c.hidden_size, hd = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const int64_t I = c.intermediate_size, qo = Hq * hd, kvo = Hkv * hd;
   const auto eps = static_cast<float>(c.rms_norm_eps);
-  const auto& W = linears_;
+  const auto theta = static_cast<float>(c.rope_theta);
+  Backend& be = backend_;
   Saved& s = s_;
   s.B = B;
   s.T = T;
   s.valid = false;
-  resize(s.x, N * D);
-  std::memcpy(s.x.data(), x.data<float>(), static_cast<size_t>(N * D) * sizeof(float));
-  resize(s.h1, N * D);
-  resize(s.rstd1, N);
-  rmsnorm_forward_train(s.h1.data(), s.rstd1.data(), s.x.data(), norms_.input_layernorm.data(), N, D, eps);
 
-  resize(s.q_pre, N * qo);
-  resize(s.k_pre, N * kvo);
-  resize(s.v, N * kvo);
-  linear_forward_train(s.q_pre.data(), s.h1.data(), W[kQ].weight_used.data(), N, D, qo);
-  linear_forward_train(s.k_pre.data(), s.h1.data(), W[kK].weight_used.data(), N, D, kvo);
-  linear_forward_train(s.v.data(), s.h1.data(), W[kV].weight_used.data(), N, D, kvo);
+  // The weights as they are now; backward() uses the same tensors.
+  forward_norms_[0] = to_backend(norms_.input_layernorm, {D}, norm_w_[0]);
+  forward_norms_[1] = to_backend(norms_.post_attention_layernorm, {D}, norm_w_[1]);
+  forward_norms_[2] = to_backend(norms_.q_norm, {hd}, norm_w_[2]);
+  forward_norms_[3] = to_backend(norms_.k_norm, {hd}, norm_w_[3]);
+  for (size_t i = 0; i < 7; ++i) {
+    TunableLinear& L = linears_[i];
+    forward_w_[i] = to_backend(L.weight_used, {L.out_features, L.in_features}, used_w_[i]);
+  }
+  const Tensor &ln1 = forward_norms_[0], &ln2 = forward_norms_[1], &qn = forward_norms_[2], &kn = forward_norms_[3];
+  const std::array<Tensor, 7>& W = forward_w_;
 
-  resize(s.q, N * qo);
-  resize(s.k, N * kvo);
-  resize(s.rstd_q, N * Hq);
-  resize(s.rstd_k, N * Hkv);
-  rmsnorm_forward_train(s.q.data(), s.rstd_q.data(), s.q_pre.data(), norms_.q_norm.data(), N * Hq, hd, eps);
-  rmsnorm_forward_train(s.k.data(), s.rstd_k.data(), s.k_pre.data(), norms_.k_norm.data(), N * Hkv, hd, eps);
-  const RopeTable rope = make_rope_table(T, hd, static_cast<float>(c.rope_theta));
-  rope_forward_train(s.q.data(), rope, B, T, Hq, hd);
-  rope_forward_train(s.k.data(), rope, B, T, Hkv, hd);
+  Tensor& xs = shaped(s.x, {B, T, D});
+  be.copy_from_cpu(xs, x);
+  Tensor& h1 = shaped(s.h1, {B, T, D});
+  be.rmsnorm_forward_train(h1, shaped(s.rstd1, {B, T}), xs, ln1, eps);
 
-  resize(s.att, N * qo);
-  resize(s.lse, N * Hq);
-  attention_forward_train(s.att.data(), s.lse.data(), s.q.data(), s.k.data(), s.v.data(), B, T, Hq, Hkv, hd);
+  Tensor& q_pre = shaped(s.q_pre, {B, T, Hq, hd});
+  Tensor& k_pre = shaped(s.k_pre, {B, T, Hkv, hd});
+  Tensor& v = shaped(s.v, {B, T, Hkv, hd});
+  Tensor q_pre_rows = q_pre.view({B, T, qo}), k_pre_rows = k_pre.view({B, T, kvo}), v_rows = v.view({B, T, kvo});
+  be.linear_forward_train(q_pre_rows, h1, W[kQ]);
+  be.linear_forward_train(k_pre_rows, h1, W[kK]);
+  be.linear_forward_train(v_rows, h1, W[kV]);
 
-  resize(s.x2, N * D);
-  linear_forward_train(s.x2.data(), s.att.data(), W[kO].weight_used.data(), N, qo, D);
-  for (int64_t i = 0; i < N * D; ++i) s.x2[static_cast<size_t>(i)] += s.x[static_cast<size_t>(i)];
+  Tensor& q = shaped(s.q, {B, T, Hq, hd});
+  Tensor& k = shaped(s.k, {B, T, Hkv, hd});
+  be.rmsnorm_forward_train(q, shaped(s.rstd_q, {B, T, Hq}), q_pre, qn, eps);
+  be.rmsnorm_forward_train(k, shaped(s.rstd_k, {B, T, Hkv}), k_pre, kn, eps);
+  be.rope_forward_train(q, theta);
+  be.rope_forward_train(k, theta);
 
-  resize(s.h2, N * D);
-  resize(s.rstd2, N);
-  rmsnorm_forward_train(s.h2.data(), s.rstd2.data(), s.x2.data(), norms_.post_attention_layernorm.data(), N, D, eps);
-  resize(s.gate, N * I);
-  resize(s.up, N * I);
-  resize(s.act, N * I);
-  linear_forward_train(s.gate.data(), s.h2.data(), W[kGate].weight_used.data(), N, D, I);
-  linear_forward_train(s.up.data(), s.h2.data(), W[kUp].weight_used.data(), N, D, I);
-  silu_mul_forward_train(s.act.data(), s.gate.data(), s.up.data(), N * I);
+  Tensor& att = shaped(s.att, {B, T, Hq, hd});
+  be.attention_forward_train(att, shaped(s.lse, {B, T, Hq}), q, k, v);
 
-  Tensor y = Tensor::empty({B, T, D}, DType::F32);
-  float* yp = y.data<float>();
-  linear_forward_train(yp, s.act.data(), W[kDown].weight_used.data(), N, I, D);
-  for (int64_t i = 0; i < N * D; ++i) yp[i] += s.x2[static_cast<size_t>(i)];
+  Tensor& x2 = shaped(s.x2, {B, T, D});
+  be.linear_forward_train(x2, att.view({B, T, qo}), W[kO]);
+  be.add_forward(x2, x2, xs);
+
+  Tensor& h2 = shaped(s.h2, {B, T, D});
+  be.rmsnorm_forward_train(h2, shaped(s.rstd2, {B, T}), x2, ln2, eps);
+  Tensor& gate = shaped(s.gate, {B, T, I});
+  Tensor& up = shaped(s.up, {B, T, I});
+  Tensor& act = shaped(s.act, {B, T, I});
+  be.linear_forward_train(gate, h2, W[kGate]);
+  be.linear_forward_train(up, h2, W[kUp]);
+  be.silu_mul_forward(act, gate, up);
+
+  Tensor y = be.alloc({B, T, D}, DType::F32);
+  be.linear_forward_train(y, act, W[kDown]);
+  be.add_forward(y, y, x2);
   s.valid = save_activations;
-  return y;
+  return be.device() == Device::CPU ? y : be.to_cpu(y);
+}
+
+void Qwen3BlockTrainer::linear_backward(int idx, Tensor* dx, const Tensor& dout, const Tensor& x,
+                                        bool accumulate_dx) {
+  TunableLinear& L = linears_[static_cast<size_t>(idx)];
+  const bool want_params = L.spec.quantize && mode_ == WeightMode::FakeQuant;
+  Tensor* gw = want_params ? &shaped(scratch_grad_w_, {L.out_features, L.in_features}) : nullptr;
+  backend_.linear_backward(dx, gw, dout, x, forward_w_[static_cast<size_t>(idx)], accumulate_dx, false);
+  if (!want_params) return;
+  const Tensor g = backend_.device() == Device::CPU ? *gw : backend_.to_cpu(*gw);
+  fake_quant_backward(L.weight.data(), L.out_features, L.in_features, L.spec.scheme,
+                      {L.v.data(), L.alpha.data(), L.beta.data()}, g.data<float>(), L.grad_v.data(),
+                      L.grad_alpha.data(), L.grad_beta.data());
 }
 
 void Qwen3BlockTrainer::backward(const Tensor& dy_t, Tensor* dx_out) {
@@ -230,61 +262,50 @@ void Qwen3BlockTrainer::backward(const Tensor& dy_t, Tensor* dx_out) {
   OMNI_CHECK(dy_t.device() == Device::CPU && dy_t.dtype() == DType::F32 && dy_t.shape() == Shape({s.B, s.T, c.hidden_size}),
              "Qwen3BlockTrainer::backward: dy must be CPU F32 ", shape_str({s.B, s.T, c.hidden_size}), ", got ",
              dtype_name(dy_t.dtype()), " ", shape_str(dy_t.shape()));
-  const int64_t B = s.B, T = s.T, N = B * T;
+  const int64_t B = s.B, T = s.T;
   const int64_t D = c.hidden_size, hd = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const int64_t I = c.intermediate_size, qo = Hq * hd, kvo = Hkv * hd;
-  const float* dy = dy_t.data<float>();
-
-  // A Linear's backward: dX (+)= dY·Ŵ, and for a quantized Linear G = dYᵀ·X folded into ∂L/∂V, alpha, beta.
-  auto linear_back = [&](int idx, float* dx, const float* dout, const float* xin, int64_t M, bool accumulate_dx) {
-    TunableLinear& L = linears_[static_cast<size_t>(idx)];
-    const bool want_params = L.spec.quantize && mode_ == WeightMode::FakeQuant;
-    linear_backward(dx, want_params ? scratch_grad_w_.data() : nullptr, dout, xin, L.weight_used.data(), M,
-                    L.in_features, L.out_features, accumulate_dx, false);
-    if (want_params)
-      fake_quant_backward(L.weight.data(), L.out_features, L.in_features, L.spec.scheme,
-                          {L.v.data(), L.alpha.data(), L.beta.data()}, scratch_grad_w_.data(), L.grad_v.data(),
-                          L.grad_alpha.data(), L.grad_beta.data());
-  };
-
+  const auto theta = static_cast<float>(c.rope_theta);
+  Backend& be = backend_;
   Grads& g = g_;
-  resize(g.act, N * I);
-  resize(g.up, N * I);
-  resize(g.h, N * D);
-  resize(g.att, N * qo);
-  resize(g.q, N * qo);
-  resize(g.k, N * kvo);
-  resize(g.v, N * kvo);
+  Tensor dy = dy_t;
+  if (be.device() != Device::CPU) {
+    dy = shaped(g.dy, {B, T, D});
+    be.copy_from_cpu(dy, dy_t);
+  }
+  Tensor& d_act = shaped(g.act, {B, T, I});
+  Tensor& d_up = shaped(g.up, {B, T, I});
+  Tensor& d_h = shaped(g.h, {B, T, D});
+  Tensor& d_x2 = shaped(g.x2, {B, T, D});
+  Tensor& d_att = shaped(g.att, {B, T, Hq, hd});
+  Tensor& d_q = shaped(g.q, {B, T, Hq, hd});
+  Tensor& d_k = shaped(g.k, {B, T, Hkv, hd});
+  Tensor& d_v = shaped(g.v, {B, T, Hkv, hd});
 
   // MLP: y = x2 + down(act)
-  linear_back(kDown, g.act.data(), dy, s.act.data(), N, false);
-  silu_mul_backward(g.act.data(), g.up.data(), g.act.data(), s.gate.data(), s.up.data(), N * I);  // act -> d gate
-  linear_back(kGate, g.h.data(), g.act.data(), s.h2.data(), N, false);
-  linear_back(kUp, g.h.data(), g.up.data(), s.h2.data(), N, true);
-  g.x2.assign(dy, dy + N * D);  // the residual path
-  rmsnorm_backward(g.x2.data(), static_cast<float*>(nullptr), g.h.data(), s.x2.data(),
-                   norms_.post_attention_layernorm.data(), s.rstd2.data(), N, D, true);
+  linear_backward(kDown, &d_act, dy, s.act.t, false);
+  be.silu_mul_backward(d_act, d_up, d_act, s.gate.t, s.up.t);  // d_act now holds ∂L/∂gate
+  linear_backward(kGate, &d_h, d_act, s.h2.t, false);
+  linear_backward(kUp, &d_h, d_up, s.h2.t, true);
+  be.copy(d_x2, dy);  // the residual path
+  be.rmsnorm_backward(d_x2, nullptr, d_h, s.x2.t, forward_norms_[1], s.rstd2.t, true);
 
   // Attention: x2 = x + o(att)
-  linear_back(kO, g.att.data(), g.x2.data(), s.att.data(), N, false);
-  attention_backward(g.q.data(), g.k.data(), g.v.data(), g.att.data(), s.q.data(), s.k.data(), s.v.data(),
-                     s.att.data(), s.lse.data(), B, T, Hq, Hkv, hd);
-  const RopeTable rope = make_rope_table(T, hd, static_cast<float>(c.rope_theta));
-  rope_backward(g.q.data(), rope, B, T, Hq, hd);
-  rope_backward(g.k.data(), rope, B, T, Hkv, hd);
-  rmsnorm_backward(g.q.data(), static_cast<float*>(nullptr), g.q.data(), s.q_pre.data(), norms_.q_norm.data(),
-                   s.rstd_q.data(), N * Hq, hd, false);
-  rmsnorm_backward(g.k.data(), static_cast<float*>(nullptr), g.k.data(), s.k_pre.data(), norms_.k_norm.data(),
-                   s.rstd_k.data(), N * Hkv, hd, false);
-  linear_back(kQ, g.h.data(), g.q.data(), s.h1.data(), N, false);
-  linear_back(kK, g.h.data(), g.k.data(), s.h1.data(), N, true);
-  linear_back(kV, g.h.data(), g.v.data(), s.h1.data(), N, true);
+  Tensor d_att_rows = d_att.view({B, T, qo});
+  linear_backward(kO, &d_att_rows, d_x2, s.att.t.view({B, T, qo}), false);
+  be.attention_backward(d_q, d_k, d_v, d_att, s.q.t, s.k.t, s.v.t, s.att.t, s.lse.t);
+  be.rope_backward(d_q, theta);
+  be.rope_backward(d_k, theta);
+  be.rmsnorm_backward(d_q, nullptr, d_q, s.q_pre.t, forward_norms_[2], s.rstd_q.t, false);
+  be.rmsnorm_backward(d_k, nullptr, d_k, s.k_pre.t, forward_norms_[3], s.rstd_k.t, false);
+  linear_backward(kQ, &d_h, d_q.view({B, T, qo}), s.h1.t, false);
+  linear_backward(kK, &d_h, d_k.view({B, T, kvo}), s.h1.t, true);
+  linear_backward(kV, &d_h, d_v.view({B, T, kvo}), s.h1.t, true);
   if (dx_out) {
-    *dx_out = Tensor::empty({B, T, D}, DType::F32);
-    float* dx = dx_out->data<float>();
-    std::memcpy(dx, g.x2.data(), static_cast<size_t>(N * D) * sizeof(float));
-    rmsnorm_backward(dx, static_cast<float*>(nullptr), g.h.data(), s.x.data(), norms_.input_layernorm.data(),
-                     s.rstd1.data(), N, D, true);
+    Tensor dx = be.alloc({B, T, D}, DType::F32);
+    be.copy(dx, d_x2);
+    be.rmsnorm_backward(dx, nullptr, d_h, s.x.t, forward_norms_[0], s.rstd1.t, true);
+    *dx_out = be.device() == Device::CPU ? dx : be.to_cpu(dx);
   }
 }
 

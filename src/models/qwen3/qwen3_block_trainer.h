@@ -5,6 +5,11 @@
 // block (qwen3_model.cpp); the backward takes ∂L/∂y and accumulates ∂L/∂V, ∂L/∂alpha, ∂L/∂beta of every
 // quantized Linear by the straight-through estimator (qdq_grad.h), optionally returning ∂L/∂x.
 //
+// Every block op runs through a Backend (backend.h, training ops), with the activations in tensors from its
+// alloc(), so that the CUDA backend runs the same block. The AutoRound state (W, V, alpha, beta, their gradients,
+// Ŵ) stays in CPU vectors, where quant/ computes QDQ and its STE backward: each forward hands the current Ŵ to the
+// backend (borrowed on CPU, copy_from_cpu elsewhere), and each quantized Linear's ∂L/∂Ŵ comes back with to_cpu.
+//
 // Typical tuner step:
 //   trainer.refresh_weights(Qwen3BlockTrainer::WeightMode::FakeQuant);  // clamps alpha/beta, recomputes Ŵ
 //   trainer.zero_grads();
@@ -24,6 +29,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backends/backend.h"
 #include "core/tensor.h"
 #include "io/model_config.h"
 #include "quant/qdq.h"
@@ -66,17 +72,23 @@ class Qwen3BlockTrainer {
     Original,   // every Linear uses W: the FP block (Y_ref)
   };
 
-  // specs in qwen3::kBlockLinears order. The trainer starts in WeightMode::Original.
+  // specs in qwen3::kBlockLinears order. The trainer starts in WeightMode::Original. `backend` runs every op and
+  // must outlive the trainer.
   Qwen3BlockTrainer(const Qwen3Config& config, Qwen3BlockWeightsF32 weights,
-                    const std::array<LinearQuantSpec, 7>& specs);
+                    const std::array<LinearQuantSpec, 7>& specs, Backend& backend = cpu_backend());
   // Every Linear quantized with `scheme`.
-  Qwen3BlockTrainer(const Qwen3Config& config, Qwen3BlockWeightsF32 weights, const QuantScheme& scheme);
+  Qwen3BlockTrainer(const Qwen3Config& config, Qwen3BlockWeightsF32 weights, const QuantScheme& scheme,
+                    Backend& backend = cpu_backend());
+  // The trainer hands the backend views of its own vectors: it is neither copied nor moved.
+  Qwen3BlockTrainer(const Qwen3BlockTrainer&) = delete;
+  Qwen3BlockTrainer& operator=(const Qwen3BlockTrainer&) = delete;
 
   // FakeQuant: clamps alpha and beta of every quantized Linear to [0, 1] in place, then recomputes Ŵ.
   void refresh_weights(WeightMode mode);
   WeightMode weight_mode() const { return mode_; }
 
-  // x: CPU F32 [B, T, D]. Returns y [B, T, D]. With save_activations the activations stay for backward().
+  // x: CPU F32 [B, T, D]. Returns y, CPU F32 [B, T, D]. With save_activations the activations stay for
+  // backward(). Uses each Linear's weight_used as it is now (edits after refresh_weights() count).
   Tensor forward(const Tensor& x, bool save_activations);
   // dy: CPU F32 [B, T, D] = ∂L/∂y for the last saved forward. Adds ∂L/∂V, ∂L/∂alpha, ∂L/∂beta of every quantized
   // Linear to its grad_* buffers (dense Linears get nothing). When dx is given it receives ∂L/∂x [B, T, D].
@@ -84,33 +96,55 @@ class Qwen3BlockTrainer {
   void backward(const Tensor& dy, Tensor* dx = nullptr);
   void zero_grads();
 
-  // The input activation [B·T, in_features] of Linear `index` (kBlockLinears order) in the last forward with
-  // save_activations (e.g. for the importance vector of optimized RTN). Throws if there is none.
-  const std::vector<float>& linear_input(int index) const;
+  // The input activation, CPU F32 [B·T, in_features], of Linear `index` (kBlockLinears order) in the last forward
+  // with save_activations (e.g. for the importance vector of optimized RTN). Throws if there is none. On the CPU
+  // backend it shares the saved activation (valid until the next forward), elsewhere it is a copy.
+  Tensor linear_input(int index) const;
 
   const Qwen3Config& config() const { return config_; }
+  Backend& backend() const { return backend_; }
   std::array<TunableLinear, 7>& linears() { return linears_; }
   const std::array<TunableLinear, 7>& linears() const { return linears_; }
   TunableLinear& linear(std::string_view name);  // by name, e.g. "mlp.down_proj"; throws if unknown
 
  private:
+  // A reusable activation buffer: `storage` is 1-D with room for the largest shape asked so far, `t` a view of
+  // its first elements in the current shape (so micro-batches of any size reuse the same pages).
+  struct Buffer {
+    Tensor storage, t;
+  };
+  // Makes b.t a [shape] view of b's storage (grown with backend_.alloc when too small) and returns it.
+  Tensor& shaped(Buffer& b, const Shape& shape);
+  // `v` as a tensor on the backend: borrowed on CPU, else copied into b.
+  Tensor to_backend(std::vector<float>& v, const Shape& shape, Buffer& b);
+  // ∂L/∂Ŵ of Linear idx for the saved activations: dx (+)= dout·Ŵ, and for a quantized Linear in FakeQuant mode
+  // G = doutᵀ·x folded into its ∂L/∂V, alpha, beta.
+  void linear_backward(int idx, Tensor* dx, const Tensor& dout, const Tensor& x, bool accumulate_dx);
+
   // Activations of one micro-batch (names follow the forward in the .cpp).
   struct Saved {
     int64_t B = 0, T = 0;
     bool valid = false;
-    std::vector<float> x, h1, rstd1, q_pre, rstd_q, k_pre, rstd_k, q, k, v, att, lse, x2, h2, rstd2, gate, up, act;
+    Buffer x, h1, rstd1, q_pre, rstd_q, k_pre, rstd_k, q, k, v, att, lse, x2, h2, rstd2, gate, up, act;
   };
 
+  Backend& backend_;
   Qwen3Config config_;
   Qwen3BlockWeightsF32 norms_;  // the norm weights (its linears are moved into linears_)
   std::array<TunableLinear, 7> linears_;
   WeightMode mode_ = WeightMode::Original;
   Saved s_;
+  // The weights on the backend for the last forward (input, post-attention, q and k norm; Ŵ of each Linear) and,
+  // off CPU, the buffers holding them.
+  std::array<Tensor, 4> forward_norms_;
+  std::array<Tensor, 7> forward_w_;
+  std::array<Buffer, 4> norm_w_;
+  std::array<Buffer, 7> used_w_;
   // Backward work buffers, kept between calls so each step does not fault in fresh pages.
   struct Grads {
-    std::vector<float> act, up, h, x2, att, q, k, v;
+    Buffer dy, act, up, h, x2, att, q, k, v;
   } g_;
-  std::vector<float> scratch_grad_w_;  // G = ∂L/∂Ŵ of one Linear at a time
+  Buffer scratch_grad_w_;  // G = ∂L/∂Ŵ of one Linear at a time
 };
 
 }  // namespace omni

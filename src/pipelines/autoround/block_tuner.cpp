@@ -148,11 +148,12 @@ std::vector<std::vector<float>> collect_linear_importance(Qwen3BlockTrainer& blo
     const int64_t rows = (b1 - b0) * inputs.dim(1);
     tokens += rows;
     for (size_t i = 0; i < sums.size(); ++i) {
-      const std::vector<float>& x = block.linear_input(static_cast<int>(i));
+      const Tensor xt = block.linear_input(static_cast<int>(i));
+      const float* x = xt.data<float>();
       const auto K = static_cast<int64_t>(sums[i].size());
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t k = 0; k < K; ++k) {
-          const double v = x[static_cast<size_t>(r * K + k)];
+          const double v = x[r * K + k];
           sums[i][static_cast<size_t>(k)] += v * v;
         }
     }
