@@ -91,7 +91,8 @@ TEST(CpuBackendTrain, LinearShapeErrorsNameExpectedAndFound) {
 TEST(CpuBackendTrain, RmsnormForwardAndBackwardMatchKernels) {
   // Per-head layout: rows = B·T·H, dim = hd.
   const int64_t B = 2, T = 3, H = 5, hd = 22, rows = B * T * H;
-  const Tensor x = random_tensor({B, T, H, hd}, 11, 2.f), w = random_tensor({hd}, 12), dy = random_tensor({B, T, H, hd}, 13);
+  const Tensor x = random_tensor({B, T, H, hd}, 11, 2.f), w = random_tensor({hd}, 12);
+  const Tensor dy = random_tensor({B, T, H, hd}, 13);
   Tensor y = be().alloc({B, T, H, hd}, DType::F32), rstd = be().alloc({B, T, H}, DType::F32);
   be().rmsnorm_forward_train(y, rstd, x, w, 1e-6f);
   std::vector<float> y_ref(static_cast<size_t>(rows * hd)), rstd_ref(static_cast<size_t>(rows));
@@ -181,7 +182,8 @@ TEST(CpuBackendTrain, AttentionForwardAndBackwardMatchKernels) {
 
 TEST(CpuBackendTrain, AttentionShapeErrors) {
   const int64_t B = 1, T = 4, hd = 8;
-  const Tensor q = random_tensor({B, T, 3, hd}, 1), k = random_tensor({B, T, 2, hd}, 2), v = random_tensor({B, T, 2, hd}, 3);
+  const Tensor q = random_tensor({B, T, 3, hd}, 1), k = random_tensor({B, T, 2, hd}, 2);
+  const Tensor v = random_tensor({B, T, 2, hd}, 3);
   Tensor out = be().alloc({B, T, 3, hd}, DType::F32), lse = be().alloc({B, T, 3}, DType::F32);
   expect_error([&] { be().attention_forward_train(out, lse, q, k, v); },
                {"attention_forward_train", "query heads (3)", "kv heads (2)"});
@@ -201,7 +203,8 @@ TEST(CpuBackendTrain, AttentionShapeErrors) {
 
 TEST(CpuBackendTrain, SiluMulBackwardMatchesKernel) {
   const int64_t n = 1001;
-  const Tensor gate = random_tensor({7, 143}, 41, 4.f), up = random_tensor({7, 143}, 42), dy = random_tensor({7, 143}, 43);
+  const Tensor gate = random_tensor({7, 143}, 41, 4.f), up = random_tensor({7, 143}, 42);
+  const Tensor dy = random_tensor({7, 143}, 43);
   Tensor dg = be().alloc({7, 143}, DType::F32), du = be().alloc({7, 143}, DType::F32);
   be().silu_mul_backward(dg, du, dy, gate, up);
   std::vector<float> dg_ref(static_cast<size_t>(n)), du_ref(static_cast<size_t>(n));
