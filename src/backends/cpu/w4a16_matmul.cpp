@@ -333,7 +333,11 @@ void w4a16_matmul(float* y, const float* x, const W4A16CpuWeights& w, const floa
     }
   const W4Job job{&w, xp, xs.data(), y, M};
   const CpuIsa isa = active_cpu_isa();
-  parallel_for(0, w.num_tiles, 1, [&](int64_t t0, int64_t t1) {
+  // Waking the pool costs tens of microseconds; small layers (decode of a small model) run faster on one thread,
+  // so each chunk gets at least ~256K weight-rows of work.
+  const int64_t tile_work = kTile * Kp * M;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, tile_work));
+  parallel_for(0, w.num_tiles, grain, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       switch (isa) {
 #if defined(OMNI_CPU_HAVE_AVX512)
