@@ -246,6 +246,65 @@ void tile_avx512_rows(const W4Job& job, int64_t t, int64_t m0) {
   }
 }
 
+// One row of x (decode) against tiles t and t + 1 in lockstep: two concurrent DRAM streams per thread, where
+// a single stream leaves the core waiting on memory latency.
+void tile_pair_avx512_m1(const W4Job& job, int64_t t) {
+  const W4A16CpuWeights& w = *job.w;
+  const int64_t rows = w.padded_inputs / 8, S = w.num_segments(), N = w.out_features;
+  const int32_t* codes[2] = {w.codes.data<int32_t>() + t * rows * kTile,
+                             w.codes.data<int32_t>() + (t + 1) * rows * kTile};
+  const uint16_t* scales[2] = {w.scales.data<uint16_t>() + t * S * kTile,
+                               w.scales.data<uint16_t>() + (t + 1) * S * kTile};
+  const uint8_t* zeros[2] = {w.zeros.data<uint8_t>() + t * S * kTile, w.zeros.data<uint8_t>() + (t + 1) * S * kTile};
+  const float* x = job.x;
+  const __m512 table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+  __m512 acc[2][4];
+  for (int p = 0; p < 2; ++p)
+    for (int q = 0; q < 4; ++q) acc[p][q] = _mm512_setzero_ps();
+  for (int64_t s = 0; s < S; ++s) {
+    const int64_t r0 = w.segment_rows[static_cast<size_t>(s)], r1 = w.segment_rows[static_cast<size_t>(s) + 1];
+    __m512 g[2][4];
+    for (int p = 0; p < 2; ++p)
+      for (int q = 0; q < 4; ++q) g[p][q] = _mm512_setzero_ps();
+    for (int64_t r = r0; r < r1; ++r) {
+      __m512i wv[2][4];
+      for (int p = 0; p < 2; ++p) {
+        for (int q = 0; q < 4; ++q) {
+          _mm_prefetch(reinterpret_cast<const char*>(codes[p] + (r + kPrefetchRows) * kTile + 16 * q),
+                       OMNI_W4_PREFETCH_HINT);
+          wv[p][q] = _mm512_load_si512(reinterpret_cast<const void*>(codes[p] + r * kTile + 16 * q));
+        }
+      }
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) {
+        const __m512 xb = _mm512_set1_ps(x[8 * r + j]);
+        for (int p = 0; p < 2; ++p)
+          for (int q = 0; q < 4; ++q)
+            g[p][q] = _mm512_fmadd_ps(xb, _mm512_permutexvar_ps(_mm512_srli_epi32(wv[p][q], 4 * j), table), g[p][q]);
+      }
+    }
+    for (int p = 0; p < 2; ++p)
+      for (int q = 0; q < 4; ++q) {
+        const __m512 sc = _mm512_cvtph_ps(
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(scales[p] + s * kTile + 16 * q)));
+        acc[p][q] = _mm512_fmadd_ps(g[p][q], sc, acc[p][q]);
+        if (!w.symmetric) {
+          const __m128i zb = _mm_load_si128(reinterpret_cast<const __m128i*>(zeros[p] + s * kTile + 16 * q));
+          const __m512 c =
+              _mm512_mul_ps(sc, _mm512_sub_ps(_mm512_set1_ps(8.0f), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(zb))));
+          acc[p][q] = _mm512_fmadd_ps(c, _mm512_set1_ps(job.xs[s]), acc[p][q]);
+        }
+      }
+  }
+  for (int p = 0; p < 2; ++p)
+    for (int q = 0; q < 4; ++q) {
+      const int64_t n0 = (t + p) * kTile + 16 * q, left = N - n0;
+      if (left <= 0) break;
+      const __mmask16 mask = left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1);
+      _mm512_mask_storeu_ps(job.y + n0, mask, acc[p][q]);
+    }
+}
+
 void tile_avx512(const W4Job& job, int64_t t) {
   int64_t m = 0;
   for (; m + 8 <= job.M; m += 8) tile_avx512_rows<8, 1>(job, t, m);
@@ -337,6 +396,30 @@ void w4a16_matmul(float* y, const float* x, const W4A16CpuWeights& w, const floa
   // so each chunk gets at least ~256K weight-rows of work.
   const int64_t tile_work = kTile * Kp * M;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, tile_work));
+  auto add_bias = [&](int64_t t) {
+    if (bias)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = t * kTile; n < std::min(N, (t + 1) * kTile); ++n) y[m * N + n] += bias[n];
+  };
+#if defined(OMNI_CPU_HAVE_AVX512)
+  if (M == 1 && isa == CpuIsa::Avx512) {  // decode: tiles in pairs, two memory streams per thread
+    const int64_t pairs = (w.num_tiles + 1) / 2;
+    parallel_for(0, pairs, std::max<int64_t>(1, grain / 2), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t t = 2 * p;
+        if (t + 1 < w.num_tiles) {
+          tile_pair_avx512_m1(job, t);
+          add_bias(t);
+          add_bias(t + 1);
+        } else {
+          tile_avx512(job, t);
+          add_bias(t);
+        }
+      }
+    });
+    return;
+  }
+#endif
   parallel_for(0, w.num_tiles, grain, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       switch (isa) {

@@ -122,6 +122,8 @@ TEST(W4A16MatmulTest, GroupSizesShapesAndZeroPoints) {
       {5, 136, 17, 136, Zeros::Random, false},   // group = K (per channel), K not a power of two
       {2, 512, 33, 128, Zeros::Symmetric, true}, {257, 64, 65, 32, Zeros::Random, true},
       {64, 128, 128, 128, Zeros::Random, false},
+      // Decode (M = 1) runs tiles of 64 outputs in pairs: odd tile counts leave one tile for the single path.
+      {1, 256, 150, 64, Zeros::Random, true},    {1, 128, 300, 128, Zeros::Symmetric, false},
   };
   uint32_t seed = 1;
   for (const Case& c : cases) {
