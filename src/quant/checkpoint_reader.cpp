@@ -77,9 +77,8 @@ ZeroPointConvention detect_checkpoint_zero_point_convention(const SafetensorsChe
     if (!lq.quantized) continue;
     const Tensor qz = ckpt.tensor(name);
     OMNI_CHECK(qz.ndim() == 2, name, ": expected 2 dims, found shape ", shape_str(qz.shape()));
-    const int64_t per_word = gptq_values_per_word(lq.scheme.bits);
     const std::vector<uint8_t> stored =
-        unpack_auto_gptq_qzeros(qz, qz.dim(0), qz.dim(1) * per_word, lq.scheme.bits);
+        unpack_auto_gptq_qzeros(qz, qz.dim(0), qz.dim(1) * 32 / lq.scheme.bits, lq.scheme.bits);
     const ZeroPointConvention here = evidence(stored, lq.scheme.bits, lq.scheme.sym, name);
     if (here == ZeroPointConvention::Unknown) continue;
     OMNI_CHECK(found == ZeroPointConvention::Unknown || found == here, "conflicting zero-point conventions: ",
@@ -101,7 +100,7 @@ GroupedIntWeight read_quantized_linear(const SafetensorsCheckpoint& ckpt, const 
   OMNI_CHECK(lq.data_type.rfind("int", 0) == 0, prefix, ": quantization_config data_type \"", lq.data_type,
              "\" is not supported (expected \"int\")");
   const int bits = lq.scheme.bits;
-  const int64_t per_word = gptq_values_per_word(bits);
+  const int64_t block = gptq_values_per_block(bits);
 
   const std::string qweight_name = prefix + ".qweight", qzeros_name = prefix + kQzerosSuffix,
                     scales_name = prefix + ".scales", g_idx_name = prefix + ".g_idx";
@@ -119,12 +118,12 @@ GroupedIntWeight read_quantized_linear(const SafetensorsCheckpoint& ckpt, const 
   check_dtype(qweight_name, qw_info, DType::I32);
   OMNI_CHECK(qw_info.shape.size() == 2, qweight_name, ": expected 2 dims [in*", bits, "/32, out], found shape ",
              shape_str(qw_info.shape));
-  const int64_t K = opts.in_features > 0 ? opts.in_features : qw_info.shape[0] * per_word;
+  const int64_t K = opts.in_features > 0 ? opts.in_features : qw_info.shape[0] * 32 / bits;
   const int64_t N = opts.out_features > 0 ? opts.out_features : qw_info.shape[1];
-  OMNI_CHECK(K % per_word == 0, qweight_name, ": in_features ", K, " is not a multiple of ", per_word);
-  OMNI_CHECK(N % per_word == 0, qzeros_name, ": out_features ", N, " is not a multiple of ", per_word,
-             " (qzeros packs ", per_word, " outputs per int32)");
-  check_shape(qweight_name, qw_info, {K / per_word, N});
+  OMNI_CHECK(K % block == 0, qweight_name, ": in_features ", K, " is not a multiple of ", block);
+  OMNI_CHECK(N % block == 0, qzeros_name, ": out_features ", N, " is not a multiple of ", block,
+             " (qzeros packs ", bits, "-bit zeros of ", block, " outputs into ", block * bits / 32, " int32)");
+  check_shape(qweight_name, qw_info, {K * bits / 32, N});
 
   const int64_t g = lq.scheme.group_size_for(K);
   const int64_t G = (K + g - 1) / g;
@@ -133,7 +132,7 @@ GroupedIntWeight read_quantized_linear(const SafetensorsCheckpoint& ckpt, const 
   check_shape(scales_name, sc_info, {G, N});
   const TensorInfo& qz_info = ckpt.info(qzeros_name);
   check_dtype(qzeros_name, qz_info, DType::I32);
-  check_shape(qzeros_name, qz_info, {G, N / per_word});
+  check_shape(qzeros_name, qz_info, {G, N * bits / 32});
 
   GroupedIntWeight w;
   w.bits = bits;

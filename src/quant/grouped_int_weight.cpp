@@ -32,12 +32,12 @@ GroupedIntWeight to_grouped_int_weight(const QuantizedMatrix& qm) {
 }
 
 void validate_grouped_int_weight(const GroupedIntWeight& w, const std::string& what) {
-  const int64_t per_word = gptq_values_per_word(w.bits);
+  const int64_t block = gptq_values_per_block(w.bits);
   const int64_t K = w.in_features, N = w.out_features;
   OMNI_CHECK(K > 0 && N > 0, what, ": in/out features must be positive, found ", K, " x ", N);
   OMNI_CHECK(w.group_size > 0 && w.group_size <= K, what, ": group size ", w.group_size, " out of range for ", K,
              " inputs");
-  OMNI_CHECK(K % per_word == 0, what, ": in_features ", K, " is not a multiple of ", per_word);
+  OMNI_CHECK(K % block == 0, what, ": in_features ", K, " is not a multiple of ", block);
   const int64_t G = w.num_groups();
   auto expect = [&](const Tensor& t, const char* name, DType dt, const Shape& shape) {
     OMNI_CHECK(t.defined(), what, ": ", name, " is missing");
@@ -46,7 +46,7 @@ void validate_grouped_int_weight(const GroupedIntWeight& w, const std::string& w
     OMNI_CHECK(t.shape() == shape, what, ": ", name, " has shape ", shape_str(t.shape()), ", expected ",
                shape_str(shape));
   };
-  expect(w.qweight, "qweight", DType::I32, {K / per_word, N});
+  expect(w.qweight, "qweight", DType::I32, {K * w.bits / 32, N});
   expect(w.scales, "scales", DType::F16, {G, N});
   expect(w.zeros, "zeros", DType::U8, {G, N});
   const uint8_t* z = w.zeros.data<uint8_t>();

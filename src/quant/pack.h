@@ -1,9 +1,11 @@
 // The packing order of the GPTQ-v1 layout used by `auto_round:auto_gptq` and `auto_gptq` checkpoints
-// (AUTOROUND.md §5), in one place:
-//   qweight I32 [K * bits / 32, N]: word [r, n] holds the codes of inputs r * (32 / bits) + j of output n,
-//                                   field j (bits wide) starting at bit bits * j (j = 0 least significant);
-//   qzeros  I32 [G, N * bits / 32]: word [g, c] holds the stored zero of outputs c * (32 / bits) + j.
-// Supports 2, 4 and 8 bits; 3-bit uses its own 32-values-in-3-words interleave and is not supported yet.
+// (AUTOROUND.md §5), in one place. Along the packed axis the words of one column form a little-endian bit
+// stream and value i occupies bits [i·b, i·b + b):
+//   qweight I32 [K * bits / 32, N]: column n packs the codes of inputs 0..K−1 of output n;
+//   qzeros  I32 [G, N * bits / 32]: row g packs the stored zeros of outputs 0..N−1.
+// For 2, 4 and 8 bits no value straddles a word (input 8r + j of a 4-bit word r sits at bits 4j..4j+3); for
+// 3 bits, 32 values fill 3 words and values 10 and 21 of each block straddle two words (auto_gptq's 3-bit
+// layout).
 #pragma once
 
 #include <cstdint>
@@ -13,10 +15,14 @@
 
 namespace omni {
 
-// Values per 32-bit word for `bits` (2 -> 16, 4 -> 8, 8 -> 4); throws for 3-bit and other widths.
-int64_t gptq_values_per_word(int bits);
+// The smallest run of values that fills whole words: 16, 32, 8, 4 values for 2, 3, 4, 8 bits (throws for other
+// widths). A packed axis must hold a multiple of it.
+int64_t gptq_values_per_block(int bits);
+// Words holding `values` values (values · bits / 32); throws naming `what` unless values is a multiple of the
+// block.
+int64_t gptq_packed_words(int64_t values, int bits, const char* what);
 
-// codes: [N, K] row-major unsigned codes (each < 2^bits). K must be a multiple of 32 / bits.
+// codes: [N, K] row-major unsigned codes (each < 2^bits). K must be a multiple of gptq_values_per_block(bits).
 Tensor pack_auto_gptq_qweight(const uint8_t* codes, int64_t out_features, int64_t in_features, int bits);
 // Back to [N, K] codes. Checks qweight's dtype and shape.
 std::vector<uint8_t> unpack_auto_gptq_qweight(const Tensor& qweight, int64_t out_features, int64_t in_features,

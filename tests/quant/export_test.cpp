@@ -207,7 +207,8 @@ TEST(Export, AsymmetricAndShardedAndTwoBit) {
   const std::string root = test_dir();
   fs::remove_all(root);
   const SourceModel src(root + "/src");
-  for (const QuantScheme scheme : {QuantScheme{4, 32, false}, QuantScheme{2, 32, true}, QuantScheme{8, -1, true}}) {
+  for (const QuantScheme scheme :
+       {QuantScheme{4, 32, false}, QuantScheme{2, 32, true}, QuantScheme{3, 32, true}, QuantScheme{8, -1, true}}) {
     RtnOptions o;
     o.scheme = scheme;
     o.max_shard_bytes = 20000;  // forces several shards

@@ -47,8 +47,8 @@ TEST(Pack, TwoAndEightBitWords) {
 
 TEST(Pack, RoundTripsRandomCodes) {
   std::mt19937 rng(123);
-  for (int bits : {2, 4, 8}) {
-    const int64_t N = 48, K = 64;
+  for (int bits : {2, 3, 4, 8}) {
+    const int64_t N = 64, K = 96;
     std::uniform_int_distribution<int> ud(0, (1 << bits) - 1);
     std::vector<uint8_t> codes(N * K);
     for (uint8_t& c : codes) c = static_cast<uint8_t>(ud(rng));
@@ -61,18 +61,54 @@ TEST(Pack, RoundTripsRandomCodes) {
   }
 }
 
+// auto_gptq's 3-bit layout, written out the way its packer builds it: per 32 inputs, word 0 takes values 0..9
+// at bits 3j and the low 2 bits of value 10 at bits 30..31; word 1 takes value 10's top bit at bit 0, values
+// 11..20 at bits 3j+1 and the low bit of value 21 at bit 31; word 2 takes value 21's top 2 bits at bits 0..1 and
+// values 22..31 at bits 3j+2.
+TEST(Pack, ThreeBitMatchesAutoGptqLayout) {
+  std::mt19937 rng(9);
+  std::uniform_int_distribution<int> ud(0, 7);
+  const int64_t N = 3, K = 64;
+  std::vector<uint8_t> codes(N * K);
+  for (uint8_t& c : codes) c = static_cast<uint8_t>(ud(rng));
+  std::vector<uint32_t> want(static_cast<size_t>(K * 3 / 32 * N), 0);
+  for (int64_t n = 0; n < N; ++n) {
+    auto v = [&](int64_t k) { return static_cast<uint32_t>(codes[static_cast<size_t>(n * K + k)]); };
+    for (int64_t blk = 0; blk < K / 32; ++blk) {
+      const int64_t i = blk * 32, row = blk * 3;
+      uint32_t w0 = 0, w1 = 0, w2 = 0;
+      for (int j = 0; j < 10; ++j) w0 |= v(i + j) << (3 * j);
+      w0 |= v(i + 10) << 30;
+      w1 |= (v(i + 10) >> 2) & 1u;
+      for (int j = 0; j < 10; ++j) w1 |= v(i + 11 + j) << (3 * j + 1);
+      w1 |= v(i + 21) << 31;
+      w2 |= (v(i + 21) >> 1) & 3u;
+      for (int j = 0; j < 10; ++j) w2 |= v(i + 22 + j) << (3 * j + 2);
+      want[static_cast<size_t>(row * N + n)] = w0;
+      want[static_cast<size_t>((row + 1) * N + n)] = w1;
+      want[static_cast<size_t>((row + 2) * N + n)] = w2;
+    }
+  }
+  const Tensor q = pack_auto_gptq_qweight(codes.data(), N, K, 3);
+  ASSERT_EQ(q.shape(), (Shape{6, N}));
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_EQ(static_cast<uint32_t>(q.data<int32_t>()[i]), want[i]) << i;
+  EXPECT_EQ(unpack_auto_gptq_qweight(q, N, K, 3), codes);
+}
+
 TEST(Pack, RejectsWhatItCannotPack) {
   std::vector<uint8_t> codes(32, 1);
-  EXPECT_THROW(pack_auto_gptq_qweight(codes.data(), 1, 32, 3), Error);   // 3-bit: not yet
+  EXPECT_THROW(pack_auto_gptq_qweight(codes.data(), 1, 32, 5), Error);   // 5-bit: no such layout
+  EXPECT_THROW(pack_auto_gptq_qweight(codes.data(), 1, 16, 3), Error);   // 3-bit needs runs of 32 inputs
   EXPECT_THROW(pack_auto_gptq_qweight(codes.data(), 1, 12, 4), Error);   // K not a multiple of 8
   codes[5] = 16;
   EXPECT_THROW(pack_auto_gptq_qweight(codes.data(), 1, 32, 4), Error);   // code too wide
   const Tensor q = pack_auto_gptq_int4(std::vector<uint8_t>(16, 3).data(), 1, 16);
   EXPECT_THROW(unpack_auto_gptq_int4(q, 2, 16), Error);                 // wrong shape
   try {
-    pack_auto_gptq_qweight(codes.data(), 1, 32, 3);
+    pack_auto_gptq_qweight(codes.data(), 1, 16, 3);
+    ADD_FAILURE();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("not supported yet"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("not a multiple of 32"), std::string::npos) << e.what();
   }
 }
 
