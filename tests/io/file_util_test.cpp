@@ -19,6 +19,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/error_of.h"
+
 #include "core/error.h"
 #include "io/file_util.h"
 
@@ -68,15 +70,7 @@ std::string pattern(size_t n, unsigned seed) {
   return s;
 }
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const omni::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using omni::testing_support::error_of;
 
 }  // namespace
 

@@ -19,6 +19,8 @@
 
 #include <gtest/gtest.h>
 
+#include "support/error_of.h"
+
 #include "core/half.h"
 
 namespace fs = std::filesystem;
@@ -51,15 +53,7 @@ class TempDir {
   fs::path path_;
 };
 
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const omni::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using omni::testing_support::error_of;
 
 // A tensor whose bytes are random (seeded), so that any misplaced byte shows.
 Tensor random_tensor(const Shape& shape, DType dtype, unsigned seed) {

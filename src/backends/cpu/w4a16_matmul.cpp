@@ -155,12 +155,23 @@ struct W4Job {
   int64_t M;
 };
 
+// The packed codes, scales and zero points of tile t (kTile outputs).
+struct TileData {
+  const uint32_t* codes;   // [rows][kTile] words
+  const uint16_t* scales;  // [S][kTile] f16
+  const uint8_t* zeros;    // [S][kTile]
+};
+
+TileData tile_data(const W4A16CpuWeights& w, int64_t t) {
+  const int64_t rows = w.padded_inputs / 8, S = w.num_segments();
+  return {w.codes.data<uint32_t>() + t * rows * kTile, w.scales.data<uint16_t>() + t * S * kTile,
+          w.zeros.data<uint8_t>() + t * S * kTile};
+}
+
 void tile_scalar(const W4Job& job, int64_t t) {
   const W4A16CpuWeights& w = *job.w;
-  const int64_t rows = w.padded_inputs / 8, S = w.num_segments(), N = w.out_features, Kp = w.padded_inputs;
-  const uint32_t* codes = w.codes.data<uint32_t>() + t * rows * kTile;
-  const uint16_t* scales = w.scales.data<uint16_t>() + t * S * kTile;
-  const uint8_t* zeros = w.zeros.data<uint8_t>() + t * S * kTile;
+  const int64_t S = w.num_segments(), N = w.out_features, Kp = w.padded_inputs;
+  const auto [codes, scales, zeros] = tile_data(w, t);
   const int64_t lanes = std::min(kTile, N - t * kTile);
   for (int64_t m = 0; m < job.M; ++m) {
     const float* x = job.x + m * Kp;
@@ -188,10 +199,8 @@ void tile_scalar(const W4Job& job, int64_t t) {
 template <int MB, int Q>
 void tile_avx512_rows(const W4Job& job, int64_t t, int64_t m0) {
   const W4A16CpuWeights& w = *job.w;
-  const int64_t rows = w.padded_inputs / 8, S = w.num_segments(), N = w.out_features, Kp = w.padded_inputs;
-  const int32_t* codes = w.codes.data<int32_t>() + t * rows * kTile;
-  const uint16_t* scales = w.scales.data<uint16_t>() + t * S * kTile;
-  const uint8_t* zeros = w.zeros.data<uint8_t>() + t * S * kTile;
+  const int64_t S = w.num_segments(), N = w.out_features, Kp = w.padded_inputs;
+  const auto [codes, scales, zeros] = tile_data(w, t);
   const float* x = job.x + m0 * Kp;
   // vpermps reads only the low 4 bits of each index lane: a nibble shifted down selects (u − 8) directly.
   const __m512 table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
@@ -250,12 +259,8 @@ void tile_avx512_rows(const W4Job& job, int64_t t, int64_t m0) {
 // a single stream leaves the core waiting on memory latency.
 void tile_pair_avx512_m1(const W4Job& job, int64_t t) {
   const W4A16CpuWeights& w = *job.w;
-  const int64_t rows = w.padded_inputs / 8, S = w.num_segments(), N = w.out_features;
-  const int32_t* codes[2] = {w.codes.data<int32_t>() + t * rows * kTile,
-                             w.codes.data<int32_t>() + (t + 1) * rows * kTile};
-  const uint16_t* scales[2] = {w.scales.data<uint16_t>() + t * S * kTile,
-                               w.scales.data<uint16_t>() + (t + 1) * S * kTile};
-  const uint8_t* zeros[2] = {w.zeros.data<uint8_t>() + t * S * kTile, w.zeros.data<uint8_t>() + (t + 1) * S * kTile};
+  const int64_t S = w.num_segments(), N = w.out_features;
+  const TileData tiles[2] = {tile_data(w, t), tile_data(w, t + 1)};
   const float* x = job.x;
   const __m512 table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
   __m512 acc[2][4];
@@ -270,9 +275,9 @@ void tile_pair_avx512_m1(const W4Job& job, int64_t t) {
       __m512i wv[2][4];
       for (int p = 0; p < 2; ++p) {
         for (int q = 0; q < 4; ++q) {
-          _mm_prefetch(reinterpret_cast<const char*>(codes[p] + (r + kPrefetchRows) * kTile + 16 * q),
+          _mm_prefetch(reinterpret_cast<const char*>(tiles[p].codes + (r + kPrefetchRows) * kTile + 16 * q),
                        OMNI_W4_PREFETCH_HINT);
-          wv[p][q] = _mm512_load_si512(reinterpret_cast<const void*>(codes[p] + r * kTile + 16 * q));
+          wv[p][q] = _mm512_load_si512(reinterpret_cast<const void*>(tiles[p].codes + r * kTile + 16 * q));
         }
       }
 #pragma GCC unroll 8
@@ -286,10 +291,10 @@ void tile_pair_avx512_m1(const W4Job& job, int64_t t) {
     for (int p = 0; p < 2; ++p)
       for (int q = 0; q < 4; ++q) {
         const __m512 sc = _mm512_cvtph_ps(
-            _mm256_load_si256(reinterpret_cast<const __m256i*>(scales[p] + s * kTile + 16 * q)));
+            _mm256_load_si256(reinterpret_cast<const __m256i*>(tiles[p].scales + s * kTile + 16 * q)));
         acc[p][q] = _mm512_fmadd_ps(g[p][q], sc, acc[p][q]);
         if (!w.symmetric) {
-          const __m128i zb = _mm_load_si128(reinterpret_cast<const __m128i*>(zeros[p] + s * kTile + 16 * q));
+          const __m128i zb = _mm_load_si128(reinterpret_cast<const __m128i*>(tiles[p].zeros + s * kTile + 16 * q));
           const __m512 c =
               _mm512_mul_ps(sc, _mm512_sub_ps(_mm512_set1_ps(8.0f), _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(zb))));
           acc[p][q] = _mm512_fmadd_ps(c, _mm512_set1_ps(job.xs[s]), acc[p][q]);
@@ -319,10 +324,8 @@ void tile_avx512(const W4Job& job, int64_t t) {
 // x·u, so the zero correction uses z itself: y = Σ s·(Σ x·u − z·Σ x).
 void tile_avx2(const W4Job& job, int64_t t) {
   const W4A16CpuWeights& w = *job.w;
-  const int64_t rows = w.padded_inputs / 8, S = w.num_segments(), N = w.out_features, Kp = w.padded_inputs;
-  const int32_t* codes = w.codes.data<int32_t>() + t * rows * kTile;
-  const uint16_t* scales = w.scales.data<uint16_t>() + t * S * kTile;
-  const uint8_t* zeros = w.zeros.data<uint8_t>() + t * S * kTile;
+  const int64_t S = w.num_segments(), N = w.out_features, Kp = w.padded_inputs;
+  const auto [codes, scales, zeros] = tile_data(w, t);
   const __m256i low4 = _mm256_set1_epi32(0xf);
   for (int64_t m = 0; m < job.M; ++m) {
     const float* x = job.x + m * Kp;
@@ -431,9 +434,7 @@ void w4a16_matmul(float* y, const float* x, const W4A16CpuWeights& w, const floa
 #endif
         default: tile_scalar(job, t);
       }
-      if (bias)
-        for (int64_t m = 0; m < M; ++m)
-          for (int64_t n = t * kTile; n < std::min(N, (t + 1) * kTile); ++n) y[m * N + n] += bias[n];
+      add_bias(t);
     }
   });
 }
