@@ -1,7 +1,14 @@
-// The op set every backend (CPU now, CUDA next) implements. Activations are F32 row-major tensors on the
-// backend's device; weights arrive as stored in the checkpoint and are prepared once into the backend's layout.
-// Backward ops (for AutoRound tuning) are *_backward methods beside their forwards; a forward whose backward
-// needs saved values has a *_forward_train variant that saves them.
+// The contract every backend (CPU now, CUDA next) implements: one op set for inference and for AutoRound
+// training, in parameterised families, each validated once here and computed by the backend.
+//
+// - Public ops are non-virtual: they check devices, dtypes and shapes (the same checks for every backend, with
+//   the op and the tensor named in the error), then call the backend's protected *_impl. A backend states what
+//   it computes with supports(); an op it does not support is a clear error naming backend, op and dtype.
+// - Activations are in the backend's activation dtype (F32, or BF16/F16 for A16 runs); statistics (RMSNorm's
+//   rstd, attention's log-sum-exp, the loss) are always F32. Training ops are F32 (the tuner's contract).
+// - Memory comes from alloc(); upload()/download() are zero-copy on a host backend. Work may be queued:
+//   synchronize() waits for it (download() synchronizes).
+// - Tensors are contiguous and row-major; "rows" means numel / last dim.
 #pragma once
 
 #include <memory>
@@ -21,86 +28,141 @@ class PreparedLinear {
   bool has_bias = false;
 };
 
+// The op families, for supports().
+enum class Op {
+  Linear, LinearDense, LinearBackward, Embedding, RmsNorm, RmsNormBackward, Rope, RopeBackward, Attention,
+  AttentionBackward, SiluMul, SiluMulBackward, Add, Copy, CopyRows, Softmax, MaskedMseLoss,
+};
+const char* op_name(Op op);
+
+// Rotary embedding parameters. Rotate-half (NeoX) layout over the whole head (HF Qwen/Llama default rope).
+struct RopeParams {
+  float theta = 10000.f;
+};
+
+// Which keys a query row sees. Queries q [N, Hq, hd]; keys and values k, v [S, C, Hkv, hd]: S sequence slots
+// of capacity C (a KV cache, or for training the batch itself: S samples of C tokens). Row i belongs to slot
+// `slot[i]` at position `position[i]` (I32 [N] each, on the backend's device).
+//   Causal: row i sees keys 0..position[i] of its slot.
+// Scores are scaled by 1/sqrt(hd); query head h reads kv head h / (Hq / Hkv).
+enum class AttentionMask { Causal };
+struct AttentionRows {
+  Tensor slot, position;
+  AttentionMask mask = AttentionMask::Causal;
+  // The rows are exactly slots 0..S−1 × positions 0..C−1 in order (training batches): lets backends use
+  // whole-sequence kernels. Required by attention_backward and by attention with lse.
+  bool whole_sequences = false;
+};
+
 class Backend {
  public:
+  explicit Backend(DType activation_dtype);
   virtual ~Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
   virtual std::string name() const = 0;
   virtual Device device() const = 0;
+  DType activation_dtype() const { return activation_dtype_; }
+  // Whether this backend computes `op` with activations (or its main operand) in `dtype`.
+  virtual bool supports(Op op, DType dtype) const = 0;
+  // Waits for all queued work.
+  virtual void synchronize() {}
 
-  // Uninitialised activation buffer on this backend's device.
+  // Uninitialised buffer on this backend's device.
   virtual Tensor alloc(const Shape& shape, DType dtype) = 0;
+  // A host tensor on this backend (the same tensor on a host backend, else a device copy, same dtype).
+  Tensor upload(const Tensor& host);
+  // This backend's tensor as a CPU F32 tensor (converted; shared when it already is one on a host backend).
+  Tensor download(const Tensor& x);
+  // dst (this backend) = src (CPU), same dtype and numel.
+  void copy_from_cpu(Tensor& dst, const Tensor& src);
 
   // Converts a checkpoint weight into this backend's layout, once, at load time.
   virtual std::shared_ptr<const PreparedLinear> prepare_linear(const LinearWeight& w) = 0;
 
-  // y[M, N] = x[M, K] · Wᵀ (+ bias). x and y may have any leading dims; the last one is K / N.
-  virtual void linear_forward(Tensor& y, const Tensor& x, const PreparedLinear& w) = 0;
+  // ---- Inference and training ----
+  // y[M, N] = x[M, K] · Wᵀ (+ bias) with a prepared weight. Any leading dims; the last one is K / N.
+  void linear(Tensor& y, const Tensor& x, const PreparedLinear& w);
+  // y = x · wᵀ (+ bias) with a dense F32 weight w [N, K] that changes every step (training), bias F32 [N] or null.
+  void linear_dense(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias = nullptr);
   // y[T, D] = table[ids[t], :]; ids I32 [T], table F32/BF16/F16 [V, D].
-  virtual void embedding_forward(Tensor& y, const Tensor& ids, const Tensor& table) = 0;
-  // y = x / sqrt(mean(x²) + eps) * weight over the last dim; weight F32/BF16 [D]. y may alias x.
-  virtual void rmsnorm_forward(Tensor& y, const Tensor& x, const Tensor& weight, float eps) = 0;
-  // In-place rotary embedding (rotate-half / NeoX layout) of x [T, H, hd] at positions I32 [T].
-  virtual void rope_forward(Tensor& x, const Tensor& positions, float theta) = 0;
-  // Causal grouped-query attention. q [B, T, Hq, hd]; k, v [B, S, Hkv, hd] with S >= start_pos + T; query t
-  // sees keys 0 .. start_pos + t. out [B, T, Hq, hd]. Scale 1/sqrt(hd). Hq must be a multiple of Hkv.
-  virtual void attention_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
-                                 int64_t start_pos) = 0;
-  // y = silu(gate) * up, elementwise.
-  virtual void silu_mul_forward(Tensor& y, const Tensor& gate, const Tensor& up) = 0;
-  // y = a + b, elementwise. y may alias a or b.
-  virtual void add_forward(Tensor& y, const Tensor& a, const Tensor& b) = 0;
-  // dst = src elementwise, same dtype and numel (e.g. writing new keys into a slice of the KV cache).
-  virtual void copy(Tensor& dst, const Tensor& src) = 0;
+  void embedding(Tensor& y, const Tensor& ids, const Tensor& table);
+  // y = x · rsqrt(mean(x²) + eps) · weight over the last dim; weight F32/BF16 [D]; y may alias x. With rstd
+  // (F32 [rows]) the per-row 1/rms is saved for rms_norm_backward.
+  void rms_norm(Tensor& y, const Tensor& x, const Tensor& weight, float eps, Tensor* rstd = nullptr);
+  // In-place rotary embedding of x [N, H, hd] (any leading dims with N rows of H heads) at positions I32 [N].
+  void rope(Tensor& x, const Tensor& positions, const RopeParams& params);
+  // out [N, Hq, hd] = softmax(q·kᵀ/sqrt(hd)) · v over the keys `rows` allows. With lse (F32 [N, Hq]) the
+  // log-sum-exp of every score row is saved for attention_backward (needs rows.whole_sequences).
+  void attention(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionRows& rows,
+                 Tensor* lse = nullptr);
+  // y = silu(gate) · up; y may alias gate or up.
+  void silu_mul(Tensor& y, const Tensor& gate, const Tensor& up);
+  // y = a + b; y may alias a or b.
+  void add(Tensor& y, const Tensor& a, const Tensor& b);
+  // dst = src, same dtype and numel.
+  void copy(Tensor& dst, const Tensor& src);
+  // dst.row(index[i]) = src.row(i): src [N, W], dst [R, W] (any leading dims, same last dim and dtype), index
+  // I32 [N] with values in [0, R) (writing new keys into a KV cache).
+  void copy_rows(Tensor& dst, const Tensor& src, const Tensor& index);
   // Row-wise softmax over the last dim, in place.
-  virtual void softmax_forward(Tensor& x) = 0;
-  // Copies a tensor from this backend to a CPU F32 tensor (logits for sampling).
-  virtual Tensor to_cpu(const Tensor& x) = 0;
-  // dst (this backend's device) = src (CPU), same dtype and numel: inputs and tuned weights for training.
-  virtual void copy_from_cpu(Tensor& dst, const Tensor& src) = 0;
+  void softmax(Tensor& x);
 
-  // ---- Training (AutoRound block tuning, AUTOROUND.md §1–§2) ----
-  // All F32 on this backend's device, contiguous row-major. A forward that the backward needs saves exactly what
-  // its *_backward takes. Input gradients overwrite their buffer unless accumulate_* says to add (an activation
-  // read by several consumers). Fake quantization (QDQ) is not here: it runs in quant/ on CPU weights, and the
-  // trainer uploads Ŵ with copy_from_cpu (backends do not depend on quant/).
-
-  // y[M, N] = x[M, K] · wᵀ with a dense F32 weight w [N, K] that changes every step (not prepared), no bias.
-  // x and y may have any leading dims; the last one is K / N.
-  virtual void linear_forward_train(Tensor& y, const Tensor& x, const Tensor& w) = 0;
-  // For y = x · wᵀ: dx (+)= dy · w, dw (+)= dyᵀ · x (summed over all rows of x / dy). dx and dw may each be null.
-  virtual void linear_backward(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
-                               bool accumulate_dx, bool accumulate_dw) = 0;
-  // rmsnorm_forward over the last dim that also saves rstd [rows] = 1 / sqrt(mean(x²) + eps), rows = numel / D
-  // (the per-head q/k norm is x [..., H, hd], weight [hd]). weight F32 [D]. y may alias x.
-  virtual void rmsnorm_forward_train(Tensor& y, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) = 0;
-  // dx (+)= ∂L/∂x from dy, the forward's input x, weight and rstd. dweight, if given, is added to (F32 [D]).
+  // ---- Training backward (F32) ----
+  // For y = x · wᵀ: dx (+)= dy · w, dw (+)= dyᵀ · x summed over all rows. dx and dw may each be null.
+  void linear_backward(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
+                       bool accumulate_dx, bool accumulate_dw);
+  // dx (+)= ∂L/∂x from dy, the forward's x, weight and saved rstd; dweight (F32 [D]), if given, is added to.
   // dx may alias dy unless accumulate_dx.
-  virtual void rmsnorm_backward(Tensor& dx, Tensor* dweight, const Tensor& dy, const Tensor& x,
-                                const Tensor& weight, const Tensor& rstd, bool accumulate_dx) = 0;
-  // In-place rotary embedding (rotate-half / NeoX layout, as rope_forward) of x [B, T, H, hd] at positions
-  // 0..T−1 of every sample.
-  virtual void rope_forward_train(Tensor& x, float theta) = 0;
-  // In place on the gradient dx [B, T, H, hd]: the inverse rotation of rope_forward_train.
-  virtual void rope_backward(Tensor& dx, float theta) = 0;
-  // Causal grouped-query attention of B sequences at positions 0..T−1 (no cache): q [B, T, Hq, hd], k and v
-  // [B, T, Hkv, hd], out [B, T, Hq, hd], scale 1/sqrt(hd); also saves the log-sum-exp of every score row,
-  // lse [B, T, Hq]. Hq must be a multiple of Hkv.
-  virtual void attention_forward_train(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k,
-                                       const Tensor& v) = 0;
-  // Overwrites dq, dk, dv (shapes of q, k, v) from dout and what attention_forward_train took and produced.
-  virtual void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
-                                  const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse) = 0;
-  // For y = silu(gate) · up (silu_mul_forward): dgate, dup from dy. Either may alias dy.
-  virtual void silu_mul_backward(Tensor& dgate, Tensor& dup, const Tensor& dy, const Tensor& gate,
-                                 const Tensor& up) = 0;
-  // The block loss L = Σ over rows r with mask[r] ≠ 0 of Σ_d (y − ref)² / (count · D), count = unmasked rows,
-  // rows = numel / D. mask U8 [rows]. Returns L; when dy is given it receives dloss · ∂L/∂y (0 on masked rows).
-  // Throws when no row counts.
-  virtual double masked_mse_loss(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy,
-                                 double dloss) = 0;
-};
+  void rms_norm_backward(Tensor& dx, Tensor* dweight, const Tensor& dy, const Tensor& x, const Tensor& weight,
+                         const Tensor& rstd, bool accumulate_dx);
+  // In place on the gradient: the inverse rotation of rope() at the same positions.
+  void rope_backward(Tensor& dx, const Tensor& positions, const RopeParams& params);
+  // Overwrites dq, dk, dv from dout and what attention() took and produced (with lse).
+  void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                          const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionRows& rows);
+  // For y = silu(gate) · up: dgate, dup from dy. Either may alias dy.
+  void silu_mul_backward(Tensor& dgate, Tensor& dup, const Tensor& dy, const Tensor& gate, const Tensor& up);
+  // L = Σ over rows r with mask[r] ≠ 0 of Σ_d (y − ref)² / (count · D), count = unmasked rows. mask U8 [rows].
+  // Returns L; dy, if given, receives dloss · ∂L/∂y (0 on masked rows). Throws when no row counts.
+  double masked_mse_loss(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy, double dloss);
 
-// The process-wide CPU backend.
-Backend& cpu_backend();
+ protected:
+  virtual Tensor upload_impl(const Tensor& host) = 0;
+  virtual Tensor download_impl(const Tensor& x) = 0;
+  virtual void copy_from_cpu_impl(Tensor& dst, const Tensor& src) = 0;
+  virtual void linear_impl(Tensor& y, const Tensor& x, const PreparedLinear& w) = 0;
+  virtual void linear_dense_impl(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) = 0;
+  virtual void embedding_impl(Tensor& y, const Tensor& ids, const Tensor& table) = 0;
+  virtual void rms_norm_impl(Tensor& y, const Tensor& x, const Tensor& weight, float eps, Tensor* rstd) = 0;
+  virtual void rope_impl(Tensor& x, const Tensor& positions, const RopeParams& params, bool inverse) = 0;
+  virtual void attention_impl(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                              const AttentionRows& rows, Tensor* lse) = 0;
+  virtual void silu_mul_impl(Tensor& y, const Tensor& gate, const Tensor& up) = 0;
+  virtual void add_impl(Tensor& y, const Tensor& a, const Tensor& b) = 0;
+  virtual void copy_impl(Tensor& dst, const Tensor& src) = 0;
+  virtual void copy_rows_impl(Tensor& dst, const Tensor& src, const Tensor& index) = 0;
+  virtual void softmax_impl(Tensor& x) = 0;
+  virtual void linear_backward_impl(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
+                                    bool accumulate_dx, bool accumulate_dw) = 0;
+  virtual void rms_norm_backward_impl(Tensor& dx, Tensor* dweight, const Tensor& dy, const Tensor& x,
+                                      const Tensor& weight, const Tensor& rstd, bool accumulate_dx) = 0;
+  virtual void attention_backward_impl(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+                                       const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                                       const AttentionRows& rows) = 0;
+  virtual void silu_mul_backward_impl(Tensor& dgate, Tensor& dup, const Tensor& dy, const Tensor& gate,
+                                      const Tensor& up) = 0;
+  virtual double masked_mse_loss_impl(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy,
+                                      double dloss) = 0;
+
+ private:
+  // Throws unless supports(op, dtype).
+  void require(Op op, DType dtype) const;
+  // Throws unless t is defined and on this backend's device.
+  void on_device(const Tensor& t, const char* op, const char* name) const;
+
+  DType activation_dtype_;
+};
 
 }  // namespace omni

@@ -14,7 +14,8 @@
 #include "core/thread_pool.h"
 #include "io/file_util.h"
 #include "io/tokenizer.h"
-#include "models/qwen3/qwen3_model.h"
+#include "backends/cpu/cpu_backend.h"
+#include "models/registry.h"
 #include "pipelines/eval.h"
 #include "pipelines/text_dataset.h"
 
@@ -28,7 +29,7 @@ struct EvalArgs {
   int64_t max_windows = 0;
 };
 
-std::string describe(const Qwen3Model& m) {
+std::string describe(const CausalLM& m) {
   const LoadReport& r = m.load_report();
   return r.quant_format.empty() ? std::string("16-bit weights") : r.quant_format;
 }
@@ -89,9 +90,9 @@ void write_json(const EvalArgs& a, const EvalResult& r) {
 
 int run_eval(const EvalArgs& a) {
   const std::vector<std::string> samples = read_text_dataset(a.dataset);
-  std::unique_ptr<Qwen3Model> model = Qwen3Model::load(a.model_dir, cpu_backend());
-  std::unique_ptr<Qwen3Model> reference;
-  if (!a.reference_dir.empty()) reference = Qwen3Model::load(a.reference_dir, cpu_backend());
+  std::unique_ptr<CausalLM> model = open_causal_lm(a.model_dir, cpu_backend());
+  std::unique_ptr<CausalLM> reference;
+  if (!a.reference_dir.empty()) reference = open_causal_lm(a.reference_dir, cpu_backend());
   // Both models read the same token stream, made with the evaluated model's tokenizer.
   const Tokenizer tokenizer = Tokenizer::from_dir(a.model_dir);
   const std::vector<int32_t> stream = tokenize_eval_stream(tokenizer, samples);
@@ -100,9 +101,9 @@ int run_eval(const EvalArgs& a) {
   if (reference) std::cerr << " | reference: " << a.reference_dir << " (" << describe(*reference) << ")";
   std::cerr << "\ndataset: " << a.dataset << ", " << samples.size() << " samples, " << stream.size()
             << " tokens; windows of " << a.ctx << " tokens, " << num_threads() << " threads\n";
-  if (a.ctx > model->config().max_position_embeddings)
+  if (a.ctx > model->info().max_positions)
     std::cerr << "warning: --ctx " << a.ctx << " exceeds the model's max_position_embeddings "
-              << model->config().max_position_embeddings << "\n";
+              << model->info().max_positions << "\n";
 
   EvalOptions opt;
   opt.ctx = a.ctx;

@@ -6,12 +6,13 @@
 #include <iostream>
 #include <optional>
 
-#include "backends/cpu/sampling.h"
 #include "cli/commands.h"
 #include "core/thread_pool.h"
 #include "io/chat_format.h"
 #include "io/tokenizer.h"
-#include "models/qwen3/qwen3_model.h"
+#include "backends/cpu/cpu_backend.h"
+#include "models/registry.h"
+#include "pipelines/sampling.h"
 #include "pipelines/generate.h"
 
 namespace omni::cli {
@@ -29,7 +30,7 @@ struct GenerateArgs {
 };
 
 int run_generate(const GenerateArgs& a) {
-  std::unique_ptr<Qwen3Model> model = Qwen3Model::load(a.model_dir, cpu_backend());
+  std::unique_ptr<CausalLM> model = open_causal_lm(a.model_dir, cpu_backend());
   Tokenizer tokenizer = Tokenizer::from_dir(a.model_dir);
   const std::string text = a.chat ? format_chatml({{"user", a.prompt}}, /*add_generation_prompt=*/true) : a.prompt;
   const std::vector<int32_t> prompt = tokenizer.encode(text);
@@ -37,12 +38,12 @@ int run_generate(const GenerateArgs& a) {
   GenerateOptions opt;
   opt.max_new_tokens = a.max_new_tokens;
   opt.sampling = SamplingParams{a.temperature, a.top_k, a.top_p, a.seed};
-  opt.stop_ids = model->config().eos_token_ids;
+  opt.stop_ids = model->info().eos_token_ids;
   for (int32_t id : tokenizer.eos_ids())
     if (std::find(opt.stop_ids.begin(), opt.stop_ids.end(), id) == opt.stop_ids.end()) opt.stop_ids.push_back(id);
 
   const LoadReport& r = model->load_report();
-  std::cerr << "model: " << a.model_dir << " (" << model->config().architecture << ", "
+  std::cerr << "model: " << a.model_dir << " (" << model->info().architecture << ", "
             << (r.quant_format.empty() ? std::string("16-bit weights") : r.quant_format) << ", "
             << r.quantized_linears << " quantized / " << r.dense_linears << " dense linear layers), "
             << num_threads() << " threads\n";

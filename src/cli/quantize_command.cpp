@@ -13,7 +13,7 @@
 #include "core/process_stats.h"
 #include "core/error.h"
 #include "io/file_util.h"
-#include "io/model_config.h"
+#include "models/registry.h"
 #include "pipelines/autoround/autoround.h"
 #include "quant/quant_summary.h"
 #include "quant/rtn_checkpoint.h"
@@ -61,7 +61,7 @@ int run_quantize(QuantizeArgs& a) {
 }
 
 int run_quantize_checked(QuantizeArgs& a) {
-  load_qwen3_config(a.model_dir);  // an unsupported architecture fails here, before any work
+  model_architecture(a.model_dir);  // an unsupported architecture or a bad config fails here, before any work
   OMNI_CHECK(a.scheme == "W4A16" || a.bits != 4, "--scheme ", a.scheme,
              " is not supported (W4A16; use --bits for other widths)");
   AutoRoundOptions& o = a.opt;
@@ -92,7 +92,7 @@ int run_quantize_checked(QuantizeArgs& a) {
     r.format = o.format;
     r.overwrite = o.overwrite;
     r.progress = [](const std::string& line) { std::cerr << line << "\n"; };
-    const RtnSummary s = quantize_rtn_checkpoint(a.model_dir, a.out_dir, r);
+    const RtnSummary s = quantize_rtn_model(a.model_dir, a.out_dir, r);
     std::printf("RTN: quantized %zu linear layers (%zu left 16-bit): %s\n", s.quantized.size(), s.skipped.size(),
                 describe_quantization(s.config).c_str());
   } else {

@@ -14,7 +14,21 @@
 
 namespace omni {
 
-enum class Device : uint8_t { CPU, CUDA };
+enum class DeviceKind : uint8_t { CPU, CUDA };
+
+// Where a tensor's bytes live: the host, or one accelerator of a kind, by index (cuda:0, cuda:1).
+struct Device {
+  DeviceKind kind = DeviceKind::CPU;
+  int index = 0;
+
+  static const Device CPU;
+  static Device cuda(int i) { return Device{DeviceKind::CUDA, i}; }
+  bool is_cpu() const { return kind == DeviceKind::CPU; }
+  bool operator==(const Device& o) const { return kind == o.kind && index == o.index; }
+  bool operator!=(const Device& o) const { return !(*this == o); }
+};
+inline const Device Device::CPU{};
+std::string device_name(Device d);  // "cpu", "cuda:1"
 
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);

@@ -168,13 +168,13 @@ EvalResult QualityAccumulator::result() const {
   return res;
 }
 
-EvalResult evaluate_tokens(Qwen3Model& model, Qwen3Model* reference, std::span<const int32_t> tokens,
+EvalResult evaluate_tokens(CausalLM& model, CausalLM* reference, std::span<const int32_t> tokens,
                            const EvalOptions& options, const EvalProgress& progress) {
   OMNI_CHECK(options.ctx >= 2, "evaluation context must be at least 2 tokens, got ", options.ctx);
   OMNI_CHECK(options.max_windows >= 0 && options.max_tokens >= 0, "max windows / tokens must not be negative");
   if (reference)
-    OMNI_CHECK(reference->config().vocab_size == model.config().vocab_size, "the reference model's vocabulary (",
-               reference->config().vocab_size, ") differs from the model's (", model.config().vocab_size, ")");
+    OMNI_CHECK(reference->info().vocab_size == model.info().vocab_size, "the reference model's vocabulary (",
+               reference->info().vocab_size, ") differs from the model's (", model.info().vocab_size, ")");
   int64_t available = static_cast<int64_t>(tokens.size());
   if (options.max_tokens > 0) available = std::min(available, options.max_tokens);
   int64_t windows = available / options.ctx;

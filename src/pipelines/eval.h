@@ -15,7 +15,7 @@
 
 #include "core/tensor.h"
 #include "io/tokenizer.h"
-#include "models/qwen3/qwen3_model.h"
+#include "nn/causal_lm.h"
 
 namespace omni {
 
@@ -72,7 +72,7 @@ using EvalProgress = std::function<void(int64_t done, int64_t total, const EvalR
 // Evaluates `model` (and compares with `reference` if not null) on the token stream `tokens`, window by window
 // (memory stays at one window's logits per model). Fails if the stream (after max_tokens) is shorter than one
 // window, or if the two models' vocabularies differ.
-EvalResult evaluate_tokens(Qwen3Model& model, Qwen3Model* reference, std::span<const int32_t> tokens,
+EvalResult evaluate_tokens(CausalLM& model, CausalLM* reference, std::span<const int32_t> tokens,
                            const EvalOptions& options, const EvalProgress& progress = {});
 
 // The token stream of a dataset: each sample's ids, with the separator id (see text_separator_id) between

@@ -7,11 +7,11 @@
 
 namespace omni {
 
-GenerateStats generate(Qwen3Model& model, std::span<const int32_t> prompt, const GenerateOptions& options,
+GenerateStats generate(CausalLM& model, std::span<const int32_t> prompt, const GenerateOptions& options,
                        const std::function<void(int32_t)>& on_token, std::vector<int32_t>* generated) {
   OMNI_CHECK(!prompt.empty(), "generate: the prompt encodes to zero tokens");
   OMNI_CHECK(options.max_new_tokens >= 0, "generate: max_new_tokens must be >= 0");
-  const int64_t ctx = model.config().max_position_embeddings;
+  const int64_t ctx = model.info().max_positions;
   OMNI_CHECK(static_cast<int64_t>(prompt.size()) < ctx, "generate: the prompt has ", prompt.size(),
              " tokens; the model's context is ", ctx);
   using Clock = std::chrono::steady_clock;
@@ -48,7 +48,7 @@ GenerateStats generate(Qwen3Model& model, std::span<const int32_t> prompt, const
       break;
     }
     if (stats.generated_tokens >= options.max_new_tokens) break;
-    if (cache.length >= cache.capacity) {
+    if (cache.length[0] >= cache.capacity) {
       stats.stop_reason = "context full";
       break;
     }

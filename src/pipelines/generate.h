@@ -1,4 +1,4 @@
-// Autoregressive text generation over a Qwen3 model: prefill the prompt, then decode one token at a time.
+// Autoregressive text generation over a causal LM: prefill the prompt, then decode one token at a time.
 #pragma once
 
 #include <cstdint>
@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "backends/cpu/sampling.h"
-#include "models/qwen3/qwen3_model.h"
+#include "pipelines/sampling.h"
+#include "nn/causal_lm.h"
 
 namespace omni {
 
@@ -32,7 +32,7 @@ struct GenerateStats {
 };
 
 // Calls on_token for every generated id as soon as it is sampled; returns the ids and timing.
-GenerateStats generate(Qwen3Model& model, std::span<const int32_t> prompt, const GenerateOptions& options,
+GenerateStats generate(CausalLM& model, std::span<const int32_t> prompt, const GenerateOptions& options,
                        const std::function<void(int32_t)>& on_token, std::vector<int32_t>* generated = nullptr);
 
 }  // namespace omni

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "models/registry.h"
 #include "quant/layer_selection.h"
 #include "quant/quant_config.h"
 #include "quant/quant_summary.h"
@@ -45,7 +46,8 @@ std::string human_count(int64_t n) {
 CheckpointInspection inspect_checkpoint(const std::string& dir) {
   CheckpointInspection c;
   c.dir = dir;
-  c.config = load_qwen3_config(dir);
+  c.architecture = model_architecture(dir);
+  c.shape = describe_model(dir);
   const std::optional<QuantizationConfig> q = read_quantization_config(dir);
   if (q) c.quantization = describe_quantization(*q);
 
@@ -82,12 +84,8 @@ CheckpointInspection inspect_checkpoint(const std::string& dir) {
 
 std::string format_inspection(const CheckpointInspection& c) {
   std::ostringstream os;
-  const Qwen3Config& k = c.config;
   os << "directory:     " << c.dir << "\n"
-     << "architecture:  " << k.architecture << " (" << k.num_hidden_layers << " layers, hidden " << k.hidden_size
-     << ", intermediate " << k.intermediate_size << ", heads " << k.num_attention_heads << "/" << k.num_key_value_heads
-     << " kv x " << k.head_dim << ", vocab " << k.vocab_size << ", rope_theta " << k.rope_theta
-     << (k.tie_word_embeddings ? ", tied embeddings" : ", untied embeddings") << ")\n"
+     << "architecture:  " << c.architecture << " (" << c.shape << ")\n"
      << "parameters:    " << human_count(c.parameters) << " (" << c.parameters << ")";
   if (c.quantized_parameters > 0)
     os << ", of which " << human_count(c.quantized_parameters) << " quantized in " << c.quantized_linears

@@ -5,7 +5,6 @@
 #include <map>
 #include <string>
 
-#include "io/model_config.h"
 
 namespace omni {
 
@@ -17,7 +16,8 @@ struct DTypeUsage {
 
 struct CheckpointInspection {
   std::string dir;
-  Qwen3Config config;
+  std::string architecture;
+  std::string shape;                    // one line from the registry: layers, hidden, heads, vocab, ...
   std::string quantization;             // one-line summary, "" if none
   int64_t tensor_count = 0;
   int64_t parameters = 0;               // logical weights: a packed int32 word counts as 32/bits weights

@@ -65,4 +65,17 @@ LayerQuantization resolve_layer_quantization(const QuantizationConfig& cfg, cons
   return lq;
 }
 
+bool has_quantizable_shape(int64_t out_features, int64_t in_features, const QuantScheme& scheme) {
+  const int64_t g = scheme.group_size_for(in_features);
+  return out_features % 32 == 0 && in_features % 32 == 0 && in_features % g == 0;
+}
+
+ExtraConfigEntry sixteen_bit_entry(const std::string& layer_name) {
+  ExtraConfigEntry e;
+  e.key = layer_name;
+  e.value.bits = 16;
+  e.value.data_type = "fp";
+  return e;
+}
+
 }  // namespace omni

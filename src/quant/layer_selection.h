@@ -33,6 +33,12 @@ inline bool is_layer_quantized(const QuantizationConfig& cfg, const std::string&
 
 // Python-`re` flavoured matching via PCRE2: search anywhere, or anchored at the start. An invalid pattern
 // matches nothing (auto-round skips it silently).
+// AUTOROUND.md §4 (auto-round's rule, and Marlin's): a Linear whose features do not divide by 32, or whose input
+// does not divide by the group size, stays 16-bit.
+bool has_quantizable_shape(int64_t out_features, int64_t in_features, const QuantScheme& scheme);
+// The extra_config entry that records such a layer as kept 16-bit.
+ExtraConfigEntry sixteen_bit_entry(const std::string& layer_name);
+
 bool regex_search(const std::string& pattern, const std::string& text, bool anchored_at_start = false);
 
 }  // namespace omni

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "quant/layer_selection.h"
 #include "quant/quant_config.h"
 #include "quant/rtn.h"
 
@@ -37,6 +38,8 @@ bool is_quantizable_linear(const std::string& module, const std::vector<std::str
 
 RtnSummary quantize_rtn_checkpoint(const std::string& in_dir, const std::string& out_dir, const RtnOptions& opts) {
   opts.scheme.validate();
+  OMNI_CHECK(!opts.block_names.empty() && !opts.linear_names.empty(),
+             "RTN needs the model's block lists and Linear names");
   auto log = [&](const std::string& msg) {
     if (opts.progress) opts.progress(msg);
   };
@@ -60,18 +63,12 @@ RtnSummary quantize_rtn_checkpoint(const std::string& in_dir, const std::string&
   for (const std::string& name : names) {
     if (!ends_with(name, ".weight")) continue;
     const std::string module = name.substr(0, name.size() - 7);
-    if (!inside_a_block(name, opts.block_names) || !is_quantizable_linear(module, opts.linear_suffixes)) continue;
+    if (!inside_a_block(name, opts.block_names) || !is_quantizable_linear(module, opts.linear_names)) continue;
     const TensorInfo& info = ckpt.info(name);
     OMNI_CHECK(info.shape.size() == 2, name, ": a Linear weight must be 2-D, found shape ", shape_str(info.shape));
     const int64_t N = info.shape[0], K = info.shape[1];
-    const int64_t g = opts.scheme.group_size_for(K);
-    if (K % 32 != 0 || N % 32 != 0 || K % g != 0) {
-      // auto-round's rule (and Marlin's): such layers stay 16-bit, recorded in extra_config.
-      ExtraConfigEntry e;
-      e.key = module;
-      e.value.bits = 16;
-      e.value.data_type = "fp";
-      cfg.extra_config.push_back(e);
+    if (!has_quantizable_shape(N, K, opts.scheme)) {
+      cfg.extra_config.push_back(sixteen_bit_entry(module));
       summary.skipped.push_back(module);
       log("kept 16-bit " + module + " [" + std::to_string(N) + ", " + std::to_string(K) +
           "]: features not divisible by 32 or by the group size");

@@ -14,11 +14,10 @@ namespace omni {
 
 struct RtnOptions {
   QuantScheme scheme;                                    // default W4, group 128, full-range symmetric
-  std::vector<std::string> block_names = {"model.layers"};
-  // A tensor "<block>.<i>.<...>.<suffix>.weight" is a quantisable Linear when its module name ends in one of
-  // these (Qwen3 by default).
-  std::vector<std::string> linear_suffixes = {"q_proj", "k_proj", "v_proj", "o_proj",
-                                              "gate_proj", "up_proj", "down_proj"};
+  // The architecture's block lists and its blocks' Linear names (from the model's QuantizableModel): a tensor
+  // "<block>.<i>.<...>.<linear>.weight" is quantized when its module name ends in one of linear_names.
+  std::vector<std::string> block_names;
+  std::vector<std::string> linear_names;
   QuantizedCheckpointFormat format = QuantizedCheckpointFormat::AutoRound;
   bool overwrite = false;
   uint64_t max_shard_bytes = 5'000'000'000ull;

@@ -1,13 +1,15 @@
-// Causal grouped-query attention, f32. Query head h reads key/value head h / (Hq / Hkv).
+// Causal grouped-query attention for inference, f32, one query row at a time against a KV cache of sequence
+// slots. Query head h reads key/value head h / (Hq / Hkv).
 #pragma once
 
 #include <cstdint>
 
 namespace omni {
 
-// q, out [B, T, Hq, hd]; k, v [B, S, Hkv, hd] with S >= start_pos + T. Query t sees keys 0 .. start_pos + t.
-// Scores are scaled by 1/sqrt(hd); softmax subtracts the row max.
-void attention_forward(float* out, const float* q, const float* k, const float* v, int64_t B, int64_t T,
-                       int64_t S, int64_t Hq, int64_t Hkv, int64_t hd, int64_t start_pos);
+// q, out [N, Hq, hd]; k, v [S, C, Hkv, hd] (S slots of capacity C). Row n attends to keys 0..position[n] of
+// slot slot[n] (both checked against S and C). Scores are scaled by 1/sqrt(hd); softmax subtracts the row max.
+void attention_forward_rows(float* out, const float* q, const float* k, const float* v, int64_t N, int64_t Hq,
+                            int64_t Hkv, int64_t hd, int64_t S, int64_t C, const int32_t* slot,
+                            const int32_t* position);
 
 }  // namespace omni

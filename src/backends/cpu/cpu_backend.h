@@ -1,4 +1,6 @@
-// The CPU implementation of Backend: shape/dtype checks, then the plain kernels of this folder.
+// The CPU implementation of Backend: the plain kernels of this folder behind the validated entry points of
+// backend.h. Activations are F32, or BF16/F16 (A16 runs): a 16-bit op reads its inputs into f32, runs the f32
+// kernel and rounds its output once, as a GPU kernel with f32 accumulation would. Training ops are F32.
 #pragma once
 
 #include <vector>
@@ -20,40 +22,45 @@ class CpuPreparedLinear : public PreparedLinear {
 
 class CpuBackend : public Backend {
  public:
-  std::string name() const override { return "cpu"; }
+  explicit CpuBackend(DType activation_dtype = DType::F32) : Backend(activation_dtype) {}
+  std::string name() const override;
   Device device() const override { return Device::CPU; }
+  bool supports(Op op, DType dtype) const override;
   Tensor alloc(const Shape& shape, DType dtype) override;
   std::shared_ptr<const PreparedLinear> prepare_linear(const LinearWeight& w) override;
-  void linear_forward(Tensor& y, const Tensor& x, const PreparedLinear& w) override;
-  void embedding_forward(Tensor& y, const Tensor& ids, const Tensor& table) override;
-  void rmsnorm_forward(Tensor& y, const Tensor& x, const Tensor& weight, float eps) override;
-  void rope_forward(Tensor& x, const Tensor& positions, float theta) override;
-  void attention_forward(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
-                         int64_t start_pos) override;
-  void silu_mul_forward(Tensor& y, const Tensor& gate, const Tensor& up) override;
-  void add_forward(Tensor& y, const Tensor& a, const Tensor& b) override;
-  void copy(Tensor& dst, const Tensor& src) override;
-  void softmax_forward(Tensor& x) override;
-  Tensor to_cpu(const Tensor& x) override;
-  void copy_from_cpu(Tensor& dst, const Tensor& src) override;
+
+ protected:
+  Tensor upload_impl(const Tensor& host) override { return host; }
+  Tensor download_impl(const Tensor& x) override;
+  void copy_from_cpu_impl(Tensor& dst, const Tensor& src) override { copy_impl(dst, src); }
+  void linear_impl(Tensor& y, const Tensor& x, const PreparedLinear& w) override;
+  void embedding_impl(Tensor& y, const Tensor& ids, const Tensor& table) override;
+  void rms_norm_impl(Tensor& y, const Tensor& x, const Tensor& weight, float eps, Tensor* rstd) override;
+  void rope_impl(Tensor& x, const Tensor& positions, const RopeParams& params, bool inverse) override;
+  void attention_impl(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionRows& rows,
+                      Tensor* lse) override;
+  void silu_mul_impl(Tensor& y, const Tensor& gate, const Tensor& up) override;
+  void add_impl(Tensor& y, const Tensor& a, const Tensor& b) override;
+  void copy_impl(Tensor& dst, const Tensor& src) override;
+  void copy_rows_impl(Tensor& dst, const Tensor& src, const Tensor& index) override;
+  void softmax_impl(Tensor& x) override;
 
   // Training ops (cpu_backend_train.cpp): the f32 kernels of *_backward.h.
-  void linear_forward_train(Tensor& y, const Tensor& x, const Tensor& w) override;
-  void linear_backward(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
-                       bool accumulate_dx, bool accumulate_dw) override;
-  void rmsnorm_forward_train(Tensor& y, Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) override;
-  void rmsnorm_backward(Tensor& dx, Tensor* dweight, const Tensor& dy, const Tensor& x, const Tensor& weight,
-                        const Tensor& rstd, bool accumulate_dx) override;
-  void rope_forward_train(Tensor& x, float theta) override;
-  void rope_backward(Tensor& dx, float theta) override;
-  void attention_forward_train(Tensor& out, Tensor& lse, const Tensor& q, const Tensor& k,
-                               const Tensor& v) override;
-  void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
-                          const Tensor& v, const Tensor& out, const Tensor& lse) override;
-  void silu_mul_backward(Tensor& dgate, Tensor& dup, const Tensor& dy, const Tensor& gate,
-                         const Tensor& up) override;
-  double masked_mse_loss(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy,
-                         double dloss) override;
+  void linear_dense_impl(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
+  void linear_backward_impl(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
+                            bool accumulate_dx, bool accumulate_dw) override;
+  void rms_norm_backward_impl(Tensor& dx, Tensor* dweight, const Tensor& dy, const Tensor& x, const Tensor& weight,
+                              const Tensor& rstd, bool accumulate_dx) override;
+  void attention_backward_impl(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+                               const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                               const AttentionRows& rows) override;
+  void silu_mul_backward_impl(Tensor& dgate, Tensor& dup, const Tensor& dy, const Tensor& gate,
+                              const Tensor& up) override;
+  double masked_mse_loss_impl(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy,
+                              double dloss) override;
 };
+
+// The process-wide CPU backend with F32 activations (tools and tests that need no other).
+Backend& cpu_backend();
 
 }  // namespace omni

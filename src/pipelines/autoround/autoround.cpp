@@ -3,19 +3,19 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
-#include "backends/backend.h"
+#include "backends/cpu/cpu_backend.h"
 #include "core/error.h"
-#include "io/model_config.h"
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
-#include "models/qwen3/qwen3_block_trainer.h"
-#include "models/qwen3/qwen3_names.h"
+#include "models/registry.h"
 #include "pipelines/autoround/block_state.h"
 #include "pipelines/autoround/block_tuner.h"
 #include "pipelines/calibration_samples.h"
 #include "pipelines/text_dataset.h"
 #include "quant/grouped_int_weight.h"
+#include "quant/layer_selection.h"
 #include "quant/optimized_rtn.h"
 
 namespace omni {
@@ -26,18 +26,10 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// AUTOROUND.md §4: a Linear whose features do not divide by 32 or by the group size stays 16-bit.
-bool quantizable_shape(int64_t out_features, int64_t in_features, const QuantScheme& scheme) {
-  const int64_t g = scheme.group_size_for(in_features);
-  return out_features % 32 == 0 && in_features % 32 == 0 && in_features % g == 0;
-}
-
-std::string linear_name(int64_t block, int i) { return qwen3::block_tensor(block, qwen3::kBlockLinears[i]); }
-
-// Block 0's input for every calibration sample: the token embeddings [n, T, D].
-Tensor calibration_embeddings(const std::string& model_dir, const SafetensorsCheckpoint& ckpt,
-                              const Qwen3Config& config, const AutoRoundOptions& opt,
-                              const std::function<void(const std::string&)>& log) {
+// Block 0's inputs for every calibration sample ([n, T, ...] per io name; for a decoder, the token embeddings).
+NamedTensors calibration_inputs(const std::string& model_dir, const SafetensorsCheckpoint& ckpt,
+                                const QuantizableModel& model, const AutoRoundOptions& opt,
+                                const std::function<void(const std::string&)>& log) {
   OMNI_CHECK(!opt.dataset.empty(), "a calibration dataset is needed (--dataset FILE)");
   const Tokenizer tokenizer = Tokenizer::from_dir(model_dir);
   const std::vector<std::string> texts = read_text_dataset(opt.dataset);
@@ -46,24 +38,20 @@ Tensor calibration_embeddings(const std::string& model_dir, const SafetensorsChe
   const std::vector<std::vector<int32_t>> samples =
       build_calibration_samples(tokenizer, texts, opt.nsamples, opt.seqlen, opt.seed,
                                 parse_calibration_policy(opt.calibration_policy), extras);
-  const auto n = static_cast<int64_t>(samples.size());
-  std::vector<int32_t> flat;
-  for (const auto& s : samples) flat.insert(flat.end(), s.begin(), s.end());
-  Tensor x = Tensor::empty({n, opt.seqlen, config.hidden_size}, DType::F32);
-  Tensor rows = x.view({n * opt.seqlen, config.hidden_size});
-  cpu_backend().embedding_forward(rows, Tensor::from_i32(flat, {n * opt.seqlen}),
-                                  ckpt.tensor(std::string(qwen3::kEmbedTokens)));
-  return x;
+  return model.calibration_inputs(ckpt, samples, cpu_backend());
 }
 
 // Quantizes, tunes and freezes one block; returns its integer weights.
-FrozenBlock quantize_block(Qwen3BlockTrainer& block, int64_t b, QuantMethod method, const Tensor& x_tune,
-                           const Tensor& y_ref, const Tensor& x_fp, const AutoRoundOptions& opt,
-                           const std::function<void(int64_t, double, double)>& on_iter) {
+FrozenBlock quantize_block(TuningContext& block, const QuantizableModel& model, int64_t b, QuantMethod method,
+                           const NamedTensors& x_tune, const NamedTensors& y_ref, const NamedTensors& x_fp,
+                           const AutoRoundOptions& opt, const std::function<void(int64_t, double, double)>& on_iter) {
   FrozenBlock f;
+  const std::string prefix = model.block_prefix(b);
   if (method == QuantMethod::AutoRound) {
     // Each block draws its mini-batches from its own stream, so a resumed run replays the same order.
-    const BlockTuningResult r = tune_block(block, x_tune, y_ref, opt, opt.seed + static_cast<uint64_t>(b), on_iter);
+    const auto mask = [&](int64_t B, int64_t T) { return model.loss_mask(B, T); };
+    const BlockTuningResult r =
+        tune_block(block, x_tune, y_ref, mask, opt, opt.seed + static_cast<uint64_t>(b), on_iter);
     f.initial_loss = r.initial_loss;
     f.best_loss = r.best_loss;
     f.best_iter = r.best_iter;
@@ -83,7 +71,7 @@ FrozenBlock quantize_block(Qwen3BlockTrainer& block, int64_t b, QuantMethod meth
                                        importance[static_cast<size_t>(i)].data());
       else
         qm = quantize_matrix(w, l.out_features, l.in_features, l.spec.scheme);
-      f.weights[linear_name(b, i)] = to_grouped_int_weight(qm);
+      f.weights[prefix + "." + l.name] = to_grouped_int_weight(qm);
     }
     ++i;
   }
@@ -91,11 +79,10 @@ FrozenBlock quantize_block(Qwen3BlockTrainer& block, int64_t b, QuantMethod meth
 }
 
 // Sets every quantized Linear of the block to its frozen Ŵ (the dequantized stored weight).
-void use_frozen_weights(Qwen3BlockTrainer& block, int64_t b, const FrozenBlock& f) {
-  block.refresh_weights(Qwen3BlockTrainer::WeightMode::Original);
-  int i = 0;
+void use_frozen_weights(TuningContext& block, const std::string& prefix, const FrozenBlock& f) {
+  block.refresh_weights(TuningContext::WeightMode::Original);
   for (TunableLinear& l : block.linears()) {
-    const auto it = f.weights.find(linear_name(b, i++));
+    const auto it = f.weights.find(prefix + "." + l.name);
     if (it == f.weights.end()) continue;
     const Tensor w = dequantize_grouped_int_weight(it->second);
     l.weight_used.assign(w.data<float>(), w.data<float>() + w.numel());
@@ -105,19 +92,14 @@ void use_frozen_weights(Qwen3BlockTrainer& block, int64_t b, const FrozenBlock& 
 QuantizationConfig write_checkpoint(const std::string& model_dir, const std::string& out_dir,
                                     const SafetensorsCheckpoint& ckpt, const std::vector<QuantizedLinearOutput>& q,
                                     const std::vector<std::string>& skipped, const AutoRoundOptions& opt,
-                                    QuantMethod method, const std::function<void(const std::string&)>& log) {
+                                    const std::vector<std::string>& block_lists, QuantMethod method,
+                                    const std::function<void(const std::string&)>& log) {
   QuantizationConfig cfg;
   cfg.bits = opt.scheme.bits;
   cfg.group_size = opt.scheme.group_size;
   cfg.sym = opt.scheme.sym;
-  cfg.block_name_to_quantize = {std::string(qwen3::kBlockList)};
-  for (const std::string& s : skipped) {
-    ExtraConfigEntry e;
-    e.key = s;
-    e.value.bits = 16;
-    e.value.data_type = "fp";
-    cfg.extra_config.push_back(e);
-  }
+  cfg.block_name_to_quantize = block_lists;
+  for (const std::string& s : skipped) cfg.extra_config.push_back(sixteen_bit_entry(s));
   // Tuning values are recorded (to_json drops those equal to the reference defaults).
   cfg.tuning["iters"] = method == QuantMethod::AutoRound ? opt.iters : 0;
   if (method != QuantMethod::Rtn) {
@@ -135,13 +117,14 @@ QuantizationConfig write_checkpoint(const std::string& model_dir, const std::str
   }
   if (method == QuantMethod::OptimizedRtn) cfg.tuning["rtn_optimized"] = true;
 
-  std::vector<NamedTensor> unchanged;
-  for (const std::string& name : ckpt.names()) {
-    bool replaced = false;
-    for (const QuantizedLinearOutput& o : q)
-      if (name == o.prefix + ".weight" || name == o.prefix + ".bias") replaced = true;
-    if (!replaced) unchanged.push_back({name, ckpt.tensor(name)});
+  std::set<std::string> replaced;  // the quantized Linears' weights and biases are written with them
+  for (const QuantizedLinearOutput& o : q) {
+    replaced.insert(o.prefix + ".weight");
+    replaced.insert(o.prefix + ".bias");
   }
+  std::vector<NamedTensor> unchanged;
+  for (const std::string& name : ckpt.names())
+    if (!replaced.count(name)) unchanged.push_back({name, ckpt.tensor(name)});
   ExportOptions eo;
   eo.format = opt.format;
   eo.overwrite = opt.overwrite;
@@ -167,7 +150,7 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
              " is already quantized (its config has a quantization_config)");
   OMNI_CHECK(opt.overwrite || !fs::exists(out_dir), out_dir, " already exists (pass --overwrite to replace it)");
 
-  const Qwen3Config config = load_qwen3_config(model_dir);
+  const std::unique_ptr<QuantizableModel> model = open_quantizable_model(model_dir);
   const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(model_dir);
   const QuantMethod method = opt.iters == 0 && opt.method == QuantMethod::AutoRound ? QuantMethod::Rtn : opt.method;
   const bool needs_data = method != QuantMethod::Rtn;
@@ -176,42 +159,43 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
   if (opt.resume) {
     state.open_for_resume();
     log("resuming from " + state.dir() + ": " + std::to_string(state.completed_blocks()) + " of " +
-        std::to_string(config.num_hidden_layers) + " blocks done");
+        std::to_string(model->num_blocks()) + " blocks done");
   } else {
     state.create_fresh();
   }
 
   AutoRoundSummary summary;
-  Tensor x_fp, x_q;  // the FP and quantized chains of block inputs (§1 step 2)
+  NamedTensors x_fp, x_q;  // the FP and quantized chains of block inputs (§1 step 2)
   if (needs_data) {
-    x_fp = calibration_embeddings(model_dir, ckpt, config, opt, log);
-    x_q = opt.enable_quanted_input ? x_fp.clone() : x_fp;
-    summary.calibration_tokens = x_fp.dim(0) * x_fp.dim(1);
+    x_fp = calibration_inputs(model_dir, ckpt, *model, opt, log);
+    for (const auto& [name, t] : x_fp.items()) x_q.set(name, opt.enable_quanted_input ? t.clone() : t);
+    const Tensor& first = x_fp.items().at(0).second;
+    summary.calibration_tokens = first.dim(0) * first.dim(1);
   }
 
-  const int64_t L = config.num_hidden_layers;
+  const int64_t L = model->num_blocks();
   std::vector<QuantizedLinearOutput> quantized;
   for (int64_t b = 0; b < L; ++b) {
     const auto t_block = Clock::now();
-    std::array<LinearQuantSpec, 7> specs;
-    Qwen3BlockWeightsF32 weights =
-        read_qwen3_block_weights(config, b, [&](const std::string& name) { return ckpt.tensor(name); });
-    for (int i = 0; i < 7; ++i) {
-      const TensorInfo& info = ckpt.info(linear_name(b, i) + ".weight");
-      LinearQuantSpec& spec = specs[static_cast<size_t>(i)];
-      spec = {quantizable_shape(info.shape[0], info.shape[1], opt.scheme), opt.scheme};
-      if (!spec.quantize) summary.skipped.push_back(linear_name(b, i));
-    }
-    Qwen3BlockTrainer block(config, std::move(weights), specs);
+    const std::string prefix = model->block_prefix(b);
+    const Block& block_def = model->block(b);
+    for (const LinearDesc& d : block_def.linears())
+      if (!has_quantizable_shape(d.out_features, d.in_features, opt.scheme)) summary.skipped.push_back(prefix + "." + d.name);
+    TuningContext block(
+        block_def, prefix, [&](const std::string& name) { return ckpt.tensor(name); },
+        [&](const LinearDesc& d) {
+          return LinearQuantSpec{has_quantizable_shape(d.out_features, d.in_features, opt.scheme), opt.scheme};
+        },
+        cpu_backend());
 
     FrozenBlock frozen;
     const bool resumed = state.is_completed(b);
-    Tensor y_ref;
+    NamedTensors y_ref;
     if (resumed) {
       frozen = state.load_block(b);
     } else {
       if (needs_data) {
-        block.refresh_weights(Qwen3BlockTrainer::WeightMode::Original);
+        block.refresh_weights(TuningContext::WeightMode::Original);
         y_ref = block_forward_all(block, x_fp, opt.batch_size);  // Y_ref = Block_fp(X_fp), also the next X_fp
       }
       auto on_iter = [&](int64_t t, double loss, double best) {
@@ -228,20 +212,21 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
         p.eta_seconds = p.elapsed_seconds / done * (static_cast<double>(L) - done);
         cb.progress(p);
       };
-      frozen = quantize_block(block, b, method, opt.enable_quanted_input ? x_q : x_fp, y_ref, x_fp, opt, on_iter);
+      frozen = quantize_block(block, *model, b, method, opt.enable_quanted_input ? x_q : x_fp, y_ref, x_fp, opt, on_iter);
       frozen.seconds = seconds_since(t_block);
       state.save_block(b, frozen);
     }
-    for (const auto& [name, w] : frozen.weights) quantized.push_back({name, w, Tensor()});
+    for (const auto& [name, w] : frozen.weights)
+      quantized.push_back({name, w, ckpt.contains(name + ".bias") ? ckpt.tensor(name + ".bias") : Tensor()});
 
     // Advance the chains: X_fp ← Block_fp(X_fp); X_q ← Block_q(X_q) with the frozen weights.
     if (needs_data && b + 1 < L) {
-      if (!y_ref.defined()) {
-        block.refresh_weights(Qwen3BlockTrainer::WeightMode::Original);
+      if (y_ref.items().empty()) {
+        block.refresh_weights(TuningContext::WeightMode::Original);
         y_ref = block_forward_all(block, x_fp, opt.batch_size);
       }
       if (opt.enable_quanted_input) {
-        use_frozen_weights(block, b, frozen);
+        use_frozen_weights(block, prefix, frozen);
         x_q = block_forward_all(block, x_q, opt.batch_size);
       }
       x_fp = std::move(y_ref);
@@ -261,10 +246,21 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
     log(line);
   }
 
-  summary.config = write_checkpoint(model_dir, out_dir, ckpt, quantized, summary.skipped, opt, method, log);
+  summary.config =
+      write_checkpoint(model_dir, out_dir, ckpt, quantized, summary.skipped, opt, model->block_lists(), method, log);
   state.remove();
   summary.seconds = seconds_since(t_start);
   return summary;
+}
+
+RtnSummary quantize_rtn_model(const std::string& model_dir, const std::string& out_dir, RtnOptions options) {
+  const std::unique_ptr<QuantizableModel> model = open_quantizable_model(model_dir);
+  options.block_names = model->block_lists();
+  std::set<std::string> names;
+  for (int64_t b = 0; b < model->num_blocks(); ++b)
+    for (const LinearDesc& d : model->block(b).linears()) names.insert(d.name);
+  options.linear_names.assign(names.begin(), names.end());
+  return quantize_rtn_checkpoint(model_dir, out_dir, options);
 }
 
 }  // namespace omni

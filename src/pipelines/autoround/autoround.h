@@ -16,6 +16,7 @@
 
 #include "pipelines/autoround/autoround_options.h"
 #include "quant/quant_config.h"
+#include "quant/rtn_checkpoint.h"
 
 namespace omni {
 
@@ -43,5 +44,9 @@ struct AutoRoundCallbacks {
 
 AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::string& out_dir,
                                     const AutoRoundOptions& options, const AutoRoundCallbacks& callbacks = {});
+
+// Model-free RTN of the checkpoint in model_dir: the architecture (from the registry) names the block lists and
+// the Linears to quantize; everything else in `options` is used as given.
+RtnSummary quantize_rtn_model(const std::string& model_dir, const std::string& out_dir, RtnOptions options);
 
 }  // namespace omni

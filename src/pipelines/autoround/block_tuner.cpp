@@ -4,7 +4,6 @@
 #include <cstring>
 #include <limits>
 
-#include "backends/cpu/masked_mse_loss_backward.h"
 #include "core/error.h"
 
 namespace omni {
@@ -29,20 +28,35 @@ std::vector<int64_t> BatchSampler::next() {
 
 Tensor gather_samples(const Tensor& all, const std::vector<int64_t>& idx) {
   const int64_t row = all.numel() / all.dim(0);
-  Tensor out = Tensor::empty({static_cast<int64_t>(idx.size()), all.dim(1), all.dim(2)}, DType::F32);
+  Shape shape = all.shape();
+  shape[0] = static_cast<int64_t>(idx.size());
+  Tensor out = Tensor::empty(shape, DType::F32);
   for (size_t i = 0; i < idx.size(); ++i)
     std::memcpy(out.data<float>() + static_cast<int64_t>(i) * row, all.data<float>() + idx[i] * row,
                 static_cast<size_t>(row) * sizeof(float));
   return out;
 }
 
-Tensor block_forward_all(Qwen3BlockTrainer& block, const Tensor& inputs, int64_t batch) {
-  const int64_t n = inputs.dim(0);
-  Tensor out = Tensor::empty(inputs.shape(), DType::F32);
+NamedTensors gather_samples(const NamedTensors& all, const std::vector<int64_t>& idx) {
+  NamedTensors out;
+  for (const auto& [name, t] : all.items()) out.set(name, gather_samples(t, idx));
+  return out;
+}
+
+NamedTensors block_forward_all(TuningContext& ctx, const NamedTensors& inputs, int64_t batch) {
+  const std::vector<std::string> names = ctx.block().io_names();
+  const int64_t n = inputs.at(names.at(0)).dim(0);
+  NamedTensors out;
+  for (const std::string& name : names) out.set(name, Tensor::empty(inputs.at(name).shape(), DType::F32));
   for (int64_t b0 = 0; b0 < n; b0 += batch) {
     const int64_t b1 = std::min(n, b0 + batch);
-    const Tensor y = block.forward(inputs.slice_rows(b0, b1), /*save_activations=*/false);
-    std::memcpy(out.slice_rows(b0, b1).raw(), y.raw(), y.nbytes());
+    NamedTensors x;
+    for (const std::string& name : names) x.set(name, inputs.at(name).slice_rows(b0, b1));
+    const NamedTensors y = ctx.forward(x, /*save_activations=*/false);
+    for (const std::string& name : names) {
+      const Tensor& yt = y.at(name);
+      std::memcpy(out.at(name).slice_rows(b0, b1).raw(), yt.raw(), yt.nbytes());
+    }
   }
   return out;
 }
@@ -53,9 +67,9 @@ struct Snapshot {
   std::vector<std::vector<float>> v, alpha, beta;
 };
 
-Snapshot take_snapshot(const Qwen3BlockTrainer& block) {
+Snapshot take_snapshot(const TuningContext& ctx) {
   Snapshot s;
-  for (const TunableLinear& l : block.linears()) {
+  for (const TunableLinear& l : ctx.linears()) {
     s.v.push_back(l.v);
     s.alpha.push_back(l.alpha);
     s.beta.push_back(l.beta);
@@ -63,9 +77,9 @@ Snapshot take_snapshot(const Qwen3BlockTrainer& block) {
   return s;
 }
 
-void restore_snapshot(Qwen3BlockTrainer& block, Snapshot&& s) {
+void restore_snapshot(TuningContext& ctx, Snapshot&& s) {
   size_t i = 0;
-  for (TunableLinear& l : block.linears()) {
+  for (TunableLinear& l : ctx.linears()) {
     l.v = std::move(s.v[i]);
     l.alpha = std::move(s.alpha[i]);
     l.beta = std::move(s.beta[i]);
@@ -83,45 +97,56 @@ void sign_step(std::vector<float>& p, const std::vector<float>& g, float lr) {
 
 }  // namespace
 
-BlockTuningResult tune_block(Qwen3BlockTrainer& block, const Tensor& inputs, const Tensor& targets,
+BlockTuningResult tune_block(TuningContext& ctx, const NamedTensors& inputs, const NamedTensors& targets,
+                             const std::function<std::vector<uint8_t>(int64_t, int64_t)>& mask_of,
                              const AutoRoundOptions& opt, uint64_t seed,
                              const std::function<void(int64_t, double, double)>& on_iter) {
-  OMNI_CHECK(inputs.shape() == targets.shape(), "tune_block: inputs ", shape_str(inputs.shape()), " vs targets ",
-             shape_str(targets.shape()));
-  const int64_t T = inputs.dim(1);
-  const std::vector<uint8_t> mask = last_token_mask(opt.batch_size, T);
-  BatchSampler sampler(inputs.dim(0), opt.batch_size, seed);
+  const std::vector<std::string> names = ctx.block().io_names();
+  for (const std::string& name : names)
+    OMNI_CHECK(inputs.at(name).shape() == targets.at(name).shape(), "tune_block: inputs ",
+               shape_str(inputs.at(name).shape()), " vs targets ", shape_str(targets.at(name).shape()), " of \"",
+               name, "\"");
+  const Tensor& first = inputs.at(names.at(0));
+  const int64_t T = first.dim(1);
+  const std::vector<uint8_t> mask_v = mask_of(opt.batch_size, T);
+  const Tensor mask = Tensor::borrow(const_cast<uint8_t*>(mask_v.data()), {opt.batch_size * T}, DType::U8, nullptr);
+  Backend& be = ctx.backend();
+  BatchSampler sampler(first.dim(0), opt.batch_size, seed);
   const double lr = opt.effective_lr(), minmax_lr = opt.effective_minmax_lr();
 
   BlockTuningResult r;
   r.best_loss = std::numeric_limits<double>::infinity();
   Snapshot best;
-  Tensor dy = Tensor::empty({opt.batch_size, T, inputs.dim(2)}, DType::F32);
+  NamedTensors dy;
+  for (const std::string& name : names) {
+    Shape s = inputs.at(name).shape();
+    s[0] = opt.batch_size;
+    dy.set(name, Tensor::empty(s, DType::F32));
+  }
   for (int64_t t = 0; t < opt.iters; ++t) {
-    block.refresh_weights(Qwen3BlockTrainer::WeightMode::FakeQuant);  // clamps alpha/beta, Ŵ from V/alpha/beta
-    block.zero_grads();
+    ctx.refresh_weights(TuningContext::WeightMode::FakeQuant);  // clamps alpha/beta, Ŵ from V/alpha/beta
+    ctx.zero_grads();
     double loss = 0;
     for (int64_t a = 0; a < opt.grad_accum; ++a) {
       const std::vector<int64_t> idx = sampler.next();
-      const Tensor x = gather_samples(inputs, idx), ref = gather_samples(targets, idx);
-      const Tensor y = block.forward(x, /*save_activations=*/true);
-      const int64_t rows = y.numel() / y.dim(2);
-      loss += masked_mse_loss_forward(y.data<float>(), ref.data<float>(), mask.data(), rows, y.dim(2));
+      const NamedTensors x = gather_samples(inputs, idx), ref = gather_samples(targets, idx);
+      const NamedTensors y = ctx.forward(x, /*save_activations=*/true);
       // Each micro-batch contributes 1/grad_accum of the mean, so accumulated gradients are the batch mean's.
-      masked_mse_loss_backward(dy.data<float>(), y.data<float>(), ref.data<float>(), mask.data(), rows, y.dim(2),
-                               1.0 / static_cast<double>(opt.grad_accum));
-      block.backward(dy);
+      for (const std::string& name : names)
+        loss += be.masked_mse_loss(y.at(name), ref.at(name), mask, &dy.at(name),
+                                   1.0 / static_cast<double>(opt.grad_accum));
+      ctx.backward(dy);
     }
     loss /= static_cast<double>(opt.grad_accum);
     if (t == 0) r.initial_loss = loss;
     if (loss < r.best_loss) {  // snapshot before the update: these parameters produced this loss
       r.best_loss = loss;
       r.best_iter = t;
-      best = take_snapshot(block);
+      best = take_snapshot(ctx);
     }
     const double decay = 1.0 - static_cast<double>(t) / static_cast<double>(opt.iters);
     const auto lr_t = static_cast<float>(lr * decay), mm_t = static_cast<float>(minmax_lr * decay);
-    for (TunableLinear& l : block.linears()) {
+    for (TunableLinear& l : ctx.linears()) {
       if (!l.spec.quantize) continue;
       sign_step(l.v, l.grad_v, lr_t);
       if (opt.enable_minmax_tuning) {
@@ -131,29 +156,33 @@ BlockTuningResult tune_block(Qwen3BlockTrainer& block, const Tensor& inputs, con
     }
     if (on_iter) on_iter(t, loss, r.best_loss);
   }
-  if (opt.iters > 0) restore_snapshot(block, std::move(best));
+  if (opt.iters > 0) restore_snapshot(ctx, std::move(best));
   return r;
 }
 
-std::vector<std::vector<float>> collect_linear_importance(Qwen3BlockTrainer& block, const Tensor& inputs,
+std::vector<std::vector<float>> collect_linear_importance(TuningContext& ctx, const NamedTensors& inputs,
                                                           int64_t batch_size) {
-  block.refresh_weights(Qwen3BlockTrainer::WeightMode::Original);
+  ctx.refresh_weights(TuningContext::WeightMode::Original);
   std::vector<std::vector<double>> sums;
-  for (const TunableLinear& l : block.linears()) sums.emplace_back(static_cast<size_t>(l.in_features), 0.0);
-  const int64_t n = inputs.dim(0);
+  for (const TunableLinear& l : ctx.linears()) sums.emplace_back(static_cast<size_t>(l.in_features), 0.0);
+  const std::vector<std::string> names = ctx.block().io_names();
+  const Tensor& first = inputs.at(names.at(0));
+  const int64_t n = first.dim(0);
   int64_t tokens = 0;
   for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
     const int64_t b1 = std::min(n, b0 + batch_size);
-    block.forward(inputs.slice_rows(b0, b1), /*save_activations=*/true);
-    const int64_t rows = (b1 - b0) * inputs.dim(1);
+    NamedTensors x;
+    for (const std::string& name : names) x.set(name, inputs.at(name).slice_rows(b0, b1));
+    ctx.forward(x, /*save_activations=*/true);
+    const int64_t rows = (b1 - b0) * first.dim(1);
     tokens += rows;
     for (size_t i = 0; i < sums.size(); ++i) {
-      const Tensor xt = block.linear_input(static_cast<int>(i));
-      const float* x = xt.data<float>();
+      const Tensor xt = ctx.linear_input(ctx.linears()[i].name);
+      const float* xp = xt.data<float>();
       const auto K = static_cast<int64_t>(sums[i].size());
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t k = 0; k < K; ++k) {
-          const double v = x[r * K + k];
+          const double v = xp[r * K + k];
           sums[i][static_cast<size_t>(k)] += v * v;
         }
     }

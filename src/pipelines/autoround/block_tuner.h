@@ -7,8 +7,8 @@
 
 #include "core/rng.h"
 #include "core/tensor.h"
-#include "models/qwen3/qwen3_block_trainer.h"
 #include "pipelines/autoround/autoround_options.h"
+#include "pipelines/autoround/tuning_context.h"
 
 namespace omni {
 
@@ -32,24 +32,27 @@ class BatchSampler {
   int64_t pos_ = 0;
 };
 
-// Tunes V (and alpha/beta when enable_minmax_tuning) of every quantized Linear of `block` so that
-// block_q(inputs[batch]) matches targets[batch]: per iteration t, gradients of the masked MSE accumulated over
-// grad_accum micro-batches, a snapshot of the parameters when the loss is the lowest so far (taken before the
-// update), then p ← p − lr·(1 − t/iters)·sign(∂L/∂p). On return the block holds the best snapshot.
-// inputs, targets: [n, T, D]. `seed` fixes the mini-batch order. on_iter(t, loss, best) is called every iteration.
-BlockTuningResult tune_block(Qwen3BlockTrainer& block, const Tensor& inputs, const Tensor& targets,
+// Tunes V (and alpha/beta when enable_minmax_tuning) of every quantized Linear of the block in `ctx` so that
+// block_q(inputs[batch]) matches targets[batch]: per iteration t, gradients of the masked MSE (summed over the
+// block's outputs) accumulated over grad_accum micro-batches, a snapshot of the parameters when the loss is the
+// lowest so far (taken before the update), then p ← p − lr·(1 − t/iters)·sign(∂L/∂p). On return the context holds
+// the best snapshot. inputs, targets: [n, T, ...] per io name; `mask(B, T)` says which rows count. `seed` fixes
+// the mini-batch order. on_iter(t, loss, best) is called every iteration.
+BlockTuningResult tune_block(TuningContext& ctx, const NamedTensors& inputs, const NamedTensors& targets,
+                             const std::function<std::vector<uint8_t>(int64_t, int64_t)>& mask,
                              const AutoRoundOptions& options, uint64_t seed,
                              const std::function<void(int64_t, double, double)>& on_iter);
 
-// imp[i][k] = mean over all calibration tokens of x_k² for the input x of Linear i (qwen3::kBlockLinears order),
-// from the FP block on `inputs` [n, T, D].
-std::vector<std::vector<float>> collect_linear_importance(Qwen3BlockTrainer& block, const Tensor& inputs,
+// imp[i][k] = mean over all calibration tokens of x_k² for the input x of Linear i (ctx.linears() order), from
+// the FP block on `inputs` [n, T, ...].
+std::vector<std::vector<float>> collect_linear_importance(TuningContext& ctx, const NamedTensors& inputs,
                                                           int64_t batch_size);
 
-// Runs the block (in its current weight mode) over all samples, `batch` at a time: [n, T, D] → [n, T, D].
-Tensor block_forward_all(Qwen3BlockTrainer& block, const Tensor& inputs, int64_t batch);
+// Runs the block (in its current weight mode) over all samples, `batch` at a time: [n, T, ...] → [n, T, ...].
+NamedTensors block_forward_all(TuningContext& ctx, const NamedTensors& inputs, int64_t batch);
 
-// Rows `idx` of a [n, T, D] tensor as a new [idx.size(), T, D] tensor.
+// Rows `idx` of [n, ...] tensors as new [idx.size(), ...] tensors.
 Tensor gather_samples(const Tensor& all, const std::vector<int64_t>& idx);
+NamedTensors gather_samples(const NamedTensors& all, const std::vector<int64_t>& idx);
 
 }  // namespace omni

@@ -1,4 +1,4 @@
-#include "backends/cpu/sampling.h"
+#include "pipelines/sampling.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,0 +1,415 @@
+// The validating entry points of Backend: every check that does not depend on how an op is computed lives here,
+// once, so a new backend implements only the arithmetic. Errors name the op, the argument, and what was
+// expected and found.
+#include "backends/backend.h"
+
+#include <initializer_list>
+
+namespace omni {
+namespace {
+
+bool is_float(DType d) { return d == DType::F32 || d == DType::BF16 || d == DType::F16; }
+
+void require_dtype(const Tensor& t, DType want, const char* op, const char* name) {
+  OMNI_CHECK(t.dtype() == want, op, ": ", name, " expected dtype ", dtype_name(want), ", found ",
+             dtype_name(t.dtype()), " ", shape_str(t.shape()));
+}
+
+void require_shape(const Tensor& t, const Shape& expected, const char* op, const char* name) {
+  OMNI_CHECK(t.shape() == expected, op, ": ", name, " expected shape ", shape_str(expected), ", found ",
+             shape_str(t.shape()));
+}
+
+void require_same_shape(const Tensor& a, const Tensor& b, const char* op, const char* na, const char* nb) {
+  OMNI_CHECK(a.shape() == b.shape(), op, ": ", na, " and ", nb, " must have the same shape, found ",
+             shape_str(a.shape()), " and ", shape_str(b.shape()));
+}
+
+void require_same_dtype(const Tensor& a, const Tensor& b, const char* op, const char* na, const char* nb) {
+  OMNI_CHECK(a.dtype() == b.dtype(), op, ": ", na, " and ", nb, " must have the same dtype, found ",
+             dtype_name(a.dtype()), " and ", dtype_name(b.dtype()));
+}
+
+// The last dim of x (which must have one and be non-empty) and the number of rows before it.
+std::pair<int64_t, int64_t> rows_and_dim(const Tensor& x, const char* op, const char* name) {
+  OMNI_CHECK(x.ndim() >= 1 && x.dim(-1) > 0, op, ": ", name, " expected a non-empty last dim, found ",
+             shape_str(x.shape()));
+  return {x.numel() / x.dim(-1), x.dim(-1)};
+}
+
+// M for y[M, N] = x[M, K] · wᵀ, checking the last dims of x and y.
+int64_t linear_rows(const Tensor& y, const Tensor& x, int64_t K, int64_t N, const char* op, const char* yname) {
+  OMNI_CHECK(x.ndim() >= 1 && x.dim(-1) == K, op, ": x expected last dim ", K, " (in_features), found ",
+             shape_str(x.shape()));
+  const int64_t M = x.numel() / K;
+  OMNI_CHECK(y.ndim() >= 1 && y.dim(-1) == N && y.numel() == M * N, op, ": ", yname, " expected ", M,
+             " rows of ", N, " (out_features), found ", shape_str(y.shape()));
+  return M;
+}
+
+struct AttentionDims {
+  int64_t N, Hq, hd, S, C, Hkv;
+};
+
+AttentionDims attention_dims(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionRows& rows,
+                             const char* op) {
+  OMNI_CHECK(q.ndim() >= 3, op, ": q expected [N, Hq, hd] (any leading dims), found ", shape_str(q.shape()));
+  OMNI_CHECK(k.ndim() == 4, op, ": k expected 4 dims [slots, capacity, Hkv, hd], found ", shape_str(k.shape()));
+  require_same_shape(k, v, op, "k", "v");
+  require_same_dtype(q, k, op, "q", "k");
+  require_same_dtype(q, v, op, "q", "v");
+  AttentionDims d{};
+  d.hd = q.dim(-1);
+  d.Hq = q.dim(-2);
+  d.N = q.numel() / (d.Hq * d.hd);
+  d.S = k.dim(0);
+  d.C = k.dim(1);
+  d.Hkv = k.dim(2);
+  OMNI_CHECK(k.dim(3) == d.hd, op, ": k head dim ", k.dim(3), " differs from q's ", d.hd);
+  OMNI_CHECK(d.Hkv > 0 && d.Hq % d.Hkv == 0, op, ": query heads (", d.Hq, ") must be a multiple of kv heads (",
+             d.Hkv, ")");
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&rows.slot, &rows.position}) {
+    const char* name = t == &rows.slot ? "rows.slot" : "rows.position";
+    OMNI_CHECK(t->defined(), op, ": ", name, " is undefined");
+    require_dtype(*t, DType::I32, op, name);
+    OMNI_CHECK(t->numel() == d.N, op, ": ", name, " expected ", d.N, " entries (one per query row), found ",
+               shape_str(t->shape()));
+  }
+  if (rows.whole_sequences)
+    OMNI_CHECK(d.N == d.S * d.C, op, ": whole_sequences needs slots × capacity = ", d.S * d.C, " query rows, found ",
+               d.N);
+  return d;
+}
+
+}  // namespace
+
+const char* op_name(Op op) {
+  switch (op) {
+    case Op::Linear: return "linear";
+    case Op::LinearDense: return "linear_dense";
+    case Op::LinearBackward: return "linear_backward";
+    case Op::Embedding: return "embedding";
+    case Op::RmsNorm: return "rms_norm";
+    case Op::RmsNormBackward: return "rms_norm_backward";
+    case Op::Rope: return "rope";
+    case Op::RopeBackward: return "rope_backward";
+    case Op::Attention: return "attention";
+    case Op::AttentionBackward: return "attention_backward";
+    case Op::SiluMul: return "silu_mul";
+    case Op::SiluMulBackward: return "silu_mul_backward";
+    case Op::Add: return "add";
+    case Op::Copy: return "copy";
+    case Op::CopyRows: return "copy_rows";
+    case Op::Softmax: return "softmax";
+    case Op::MaskedMseLoss: return "masked_mse_loss";
+  }
+  return "?";
+}
+
+Backend::Backend(DType activation_dtype) : activation_dtype_(activation_dtype) {
+  OMNI_CHECK(activation_dtype == DType::F32 || activation_dtype == DType::BF16 || activation_dtype == DType::F16,
+             "activation dtype must be F32, BF16 or F16, found ", dtype_name(activation_dtype));
+}
+
+void Backend::require(Op op, DType dtype) const {
+  OMNI_CHECK(supports(op, dtype), "backend ", name(), " does not support ", op_name(op), " with ", dtype_name(dtype),
+             " tensors");
+}
+
+void Backend::on_device(const Tensor& t, const char* op, const char* name) const {
+  OMNI_CHECK(t.defined(), op, ": ", name, " is undefined");
+  OMNI_CHECK(t.device() == device(), op, ": ", name, " is on ", device_name(t.device()), ", expected ",
+             device_name(device()));
+}
+
+Tensor Backend::upload(const Tensor& host) {
+  OMNI_CHECK(host.defined() && host.device().is_cpu(), "upload: the source must be a defined CPU tensor");
+  return upload_impl(host);
+}
+
+Tensor Backend::download(const Tensor& x) {
+  on_device(x, "download", "x");
+  return download_impl(x);
+}
+
+void Backend::copy_from_cpu(Tensor& dst, const Tensor& src) {
+  on_device(dst, "copy_from_cpu", "dst");
+  OMNI_CHECK(src.defined() && src.device().is_cpu(), "copy_from_cpu: src must be a defined CPU tensor");
+  OMNI_CHECK(dst.dtype() == src.dtype() && dst.numel() == src.numel(), "copy_from_cpu: dst ",
+             dtype_name(dst.dtype()), " ", shape_str(dst.shape()), " and src ", dtype_name(src.dtype()), " ",
+             shape_str(src.shape()), " must have the same dtype and element count");
+  copy_from_cpu_impl(dst, src);
+}
+
+void Backend::linear(Tensor& y, const Tensor& x, const PreparedLinear& w) {
+  const char* op = "linear";
+  on_device(x, op, "x");
+  on_device(y, op, "y");
+  require_same_dtype(x, y, op, "x", "y");
+  require(Op::Linear, x.dtype());
+  linear_rows(y, x, w.in_features, w.out_features, op, "y");
+  linear_impl(y, x, w);
+}
+
+void Backend::linear_dense(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) {
+  const char* op = "linear_dense";
+  on_device(x, op, "x");
+  on_device(y, op, "y");
+  on_device(w, op, "w");
+  require_dtype(x, DType::F32, op, "x");
+  require_dtype(y, DType::F32, op, "y");
+  require_dtype(w, DType::F32, op, "w");
+  require(Op::LinearDense, DType::F32);
+  OMNI_CHECK(w.ndim() == 2, op, ": w expected 2 dims [N, K], found ", shape_str(w.shape()));
+  linear_rows(y, x, w.dim(1), w.dim(0), op, "y");
+  if (bias) {
+    on_device(*bias, op, "bias");
+    require_dtype(*bias, DType::F32, op, "bias");
+    require_shape(*bias, {w.dim(0)}, op, "bias");
+  }
+  linear_dense_impl(y, x, w, bias);
+}
+
+void Backend::embedding(Tensor& y, const Tensor& ids, const Tensor& table) {
+  const char* op = "embedding";
+  on_device(y, op, "y");
+  on_device(ids, op, "ids");
+  on_device(table, op, "table");
+  require_dtype(ids, DType::I32, op, "ids");
+  OMNI_CHECK(is_float(table.dtype()), op, ": table expected F32, BF16 or F16, found ", dtype_name(table.dtype()));
+  OMNI_CHECK(table.ndim() == 2, op, ": table expected [vocab, dim], found ", shape_str(table.shape()));
+  require(Op::Embedding, y.dtype());
+  const int64_t T = ids.numel(), D = table.dim(1);
+  OMNI_CHECK(y.ndim() >= 1 && y.dim(-1) == D && y.numel() == T * D, op, ": y expected [", T, ", ", D, "], found ",
+             shape_str(y.shape()));
+  embedding_impl(y, ids, table);
+}
+
+void Backend::rms_norm(Tensor& y, const Tensor& x, const Tensor& weight, float eps, Tensor* rstd) {
+  const char* op = "rms_norm";
+  on_device(x, op, "x");
+  on_device(y, op, "y");
+  on_device(weight, op, "weight");
+  require_same_shape(x, y, op, "x", "y");
+  require_same_dtype(x, y, op, "x", "y");
+  require(Op::RmsNorm, x.dtype());
+  const auto [rows, D] = rows_and_dim(x, op, "x");
+  require_shape(weight, {D}, op, "weight");
+  OMNI_CHECK(weight.dtype() == DType::F32 || weight.dtype() == DType::BF16, op,
+             ": weight expected F32 or BF16, found ", dtype_name(weight.dtype()));
+  if (rstd) {
+    on_device(*rstd, op, "rstd");
+    require_dtype(*rstd, DType::F32, op, "rstd");
+    OMNI_CHECK(rstd->numel() == rows, op, ": rstd expected ", rows, " entries (one per row of x ",
+               shape_str(x.shape()), "), found ", shape_str(rstd->shape()));
+  }
+  rms_norm_impl(y, x, weight, eps, rstd);
+}
+
+namespace {
+
+void check_rope(const Tensor& x, const Tensor& positions, const char* op, const char* name) {
+  OMNI_CHECK(x.ndim() >= 3, op, ": ", name, " expected [N, H, hd] (any leading dims), found ", shape_str(x.shape()));
+  OMNI_CHECK(x.dim(-1) % 2 == 0, op, ": ", name, " head dim must be even, found ", x.dim(-1));
+  require_dtype(positions, DType::I32, op, "positions");
+  const int64_t N = x.numel() / (x.dim(-1) * x.dim(-2));
+  OMNI_CHECK(positions.numel() == N, op, ": positions expected ", N, " entries for ", name, " ",
+             shape_str(x.shape()), ", found ", shape_str(positions.shape()));
+}
+
+}  // namespace
+
+void Backend::rope(Tensor& x, const Tensor& positions, const RopeParams& params) {
+  on_device(x, "rope", "x");
+  on_device(positions, "rope", "positions");
+  check_rope(x, positions, "rope", "x");
+  require(Op::Rope, x.dtype());
+  rope_impl(x, positions, params, /*inverse=*/false);
+}
+
+void Backend::rope_backward(Tensor& dx, const Tensor& positions, const RopeParams& params) {
+  on_device(dx, "rope_backward", "dx");
+  on_device(positions, "rope_backward", "positions");
+  check_rope(dx, positions, "rope_backward", "dx");
+  require(Op::RopeBackward, dx.dtype());
+  rope_impl(dx, positions, params, /*inverse=*/true);
+}
+
+void Backend::attention(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionRows& rows,
+                        Tensor* lse) {
+  const char* op = "attention";
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&out, &q, &k, &v}) on_device(*t, op, t == &out ? "out" : t == &q ? "q" : "k/v");
+  const AttentionDims d = attention_dims(q, k, v, rows, op);
+  require_same_shape(q, out, op, "q", "out");
+  require_same_dtype(q, out, op, "q", "out");
+  require(Op::Attention, q.dtype());
+  if (lse) {
+    on_device(*lse, op, "lse");
+    require_dtype(*lse, DType::F32, op, "lse");
+    OMNI_CHECK(lse->numel() == d.N * d.Hq, op, ": lse expected ", d.N * d.Hq, " entries [N, Hq], found ",
+               shape_str(lse->shape()));
+    OMNI_CHECK(rows.whole_sequences, op, ": saving lse needs rows.whole_sequences");
+  }
+  attention_impl(out, q, k, v, rows, lse);
+}
+
+void Backend::attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+                                 const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                                 const AttentionRows& rows) {
+  const char* op = "attention_backward";
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&dq, &dk, &dv, &dout, &q, &k, &v, &out, &lse}) {
+    on_device(*t, op, "argument");
+    require_dtype(*t, DType::F32, op, "every argument");
+  }
+  const AttentionDims d = attention_dims(q, k, v, rows, op);
+  OMNI_CHECK(rows.whole_sequences, op, ": needs rows.whole_sequences");
+  require(Op::AttentionBackward, DType::F32);
+  require_same_shape(q, out, op, "q", "out");
+  require_same_shape(q, dout, op, "q", "dout");
+  require_same_shape(q, dq, op, "q", "dq");
+  require_same_shape(k, dk, op, "k", "dk");
+  require_same_shape(v, dv, op, "v", "dv");
+  OMNI_CHECK(lse.numel() == d.N * d.Hq, op, ": lse expected ", d.N * d.Hq, " entries, found ",
+             shape_str(lse.shape()));
+  attention_backward_impl(dq, dk, dv, dout, q, k, v, out, lse, rows);
+}
+
+void Backend::silu_mul(Tensor& y, const Tensor& gate, const Tensor& up) {
+  const char* op = "silu_mul";
+  on_device(y, op, "y");
+  on_device(gate, op, "gate");
+  on_device(up, op, "up");
+  require_same_shape(gate, up, op, "gate", "up");
+  require_same_shape(gate, y, op, "gate", "y");
+  require_same_dtype(gate, up, op, "gate", "up");
+  require_same_dtype(gate, y, op, "gate", "y");
+  require(Op::SiluMul, y.dtype());
+  silu_mul_impl(y, gate, up);
+}
+
+void Backend::add(Tensor& y, const Tensor& a, const Tensor& b) {
+  const char* op = "add";
+  on_device(y, op, "y");
+  on_device(a, op, "a");
+  on_device(b, op, "b");
+  require_same_shape(a, b, op, "a", "b");
+  require_same_shape(a, y, op, "a", "y");
+  require_same_dtype(a, b, op, "a", "b");
+  require_same_dtype(a, y, op, "a", "y");
+  require(Op::Add, y.dtype());
+  add_impl(y, a, b);
+}
+
+void Backend::copy(Tensor& dst, const Tensor& src) {
+  on_device(dst, "copy", "dst");
+  on_device(src, "copy", "src");
+  OMNI_CHECK(dst.dtype() == src.dtype() && dst.numel() == src.numel(), "copy: dst ", dtype_name(dst.dtype()), " ",
+             shape_str(dst.shape()), " and src ", dtype_name(src.dtype()), " ", shape_str(src.shape()),
+             " must have the same dtype and element count");
+  copy_impl(dst, src);
+}
+
+void Backend::copy_rows(Tensor& dst, const Tensor& src, const Tensor& index) {
+  const char* op = "copy_rows";
+  on_device(dst, op, "dst");
+  on_device(src, op, "src");
+  on_device(index, op, "index");
+  require_same_dtype(dst, src, op, "dst", "src");
+  require_dtype(index, DType::I32, op, "index");
+  const auto [n, W] = rows_and_dim(src, op, "src");
+  const auto [R, Wd] = rows_and_dim(dst, op, "dst");
+  OMNI_CHECK(W == Wd, op, ": src rows of ", W, " and dst rows of ", Wd, " differ");
+  OMNI_CHECK(index.numel() == n, op, ": index expected ", n, " entries (one per src row), found ",
+             shape_str(index.shape()));
+  require(Op::CopyRows, src.dtype());
+  (void)R;  // the backend checks each index against R as it reads them
+  copy_rows_impl(dst, src, index);
+}
+
+void Backend::softmax(Tensor& x) {
+  on_device(x, "softmax", "x");
+  rows_and_dim(x, "softmax", "x");
+  require(Op::Softmax, x.dtype());
+  softmax_impl(x);
+}
+
+void Backend::linear_backward(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
+                              bool accumulate_dx, bool accumulate_dw) {
+  const char* op = "linear_backward";
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&dy, &x, &w}) {
+    on_device(*t, op, t == &dy ? "dy" : t == &x ? "x" : "w");
+    require_dtype(*t, DType::F32, op, t == &dy ? "dy" : t == &x ? "x" : "w");
+  }
+  require(Op::LinearBackward, DType::F32);
+  OMNI_CHECK(w.ndim() == 2, op, ": w expected 2 dims [N, K], found ", shape_str(w.shape()));
+  linear_rows(dy, x, w.dim(1), w.dim(0), op, "dy");
+  if (dx) {
+    on_device(*dx, op, "dx");
+    require_dtype(*dx, DType::F32, op, "dx");
+    require_shape(*dx, x.shape(), op, "dx");
+  }
+  if (dw) {
+    on_device(*dw, op, "dw");
+    require_dtype(*dw, DType::F32, op, "dw");
+    require_shape(*dw, w.shape(), op, "dw");
+  }
+  linear_backward_impl(dx, dw, dy, x, w, accumulate_dx, accumulate_dw);
+}
+
+void Backend::rms_norm_backward(Tensor& dx, Tensor* dweight, const Tensor& dy, const Tensor& x,
+                                const Tensor& weight, const Tensor& rstd, bool accumulate_dx) {
+  const char* op = "rms_norm_backward";
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&dx, &dy, &x, &weight, &rstd}) {
+    on_device(*t, op, "argument");
+    require_dtype(*t, DType::F32, op, "every argument");
+  }
+  require(Op::RmsNormBackward, DType::F32);
+  const auto [rows, D] = rows_and_dim(x, op, "x");
+  require_shape(dy, x.shape(), op, "dy");
+  require_shape(dx, x.shape(), op, "dx");
+  require_shape(weight, {D}, op, "weight");
+  OMNI_CHECK(rstd.numel() == rows, op, ": rstd expected ", rows, " entries (one per row of x ",
+             shape_str(x.shape()), "), found ", shape_str(rstd.shape()));
+  OMNI_CHECK(!(accumulate_dx && dx.raw() == dy.raw()), op, ": dx may not alias dy when accumulating");
+  if (dweight) {
+    on_device(*dweight, op, "dweight");
+    require_dtype(*dweight, DType::F32, op, "dweight");
+    require_shape(*dweight, {D}, op, "dweight");
+  }
+  rms_norm_backward_impl(dx, dweight, dy, x, weight, rstd, accumulate_dx);
+}
+
+void Backend::silu_mul_backward(Tensor& dgate, Tensor& dup, const Tensor& dy, const Tensor& gate,
+                                const Tensor& up) {
+  const char* op = "silu_mul_backward";
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&dgate, &dup, &dy, &gate, &up}) {
+    on_device(*t, op, "argument");
+    require_dtype(*t, DType::F32, op, "every argument");
+    require_shape(*t, gate.shape(), op, "every argument (the shape of gate)");
+  }
+  require(Op::SiluMulBackward, DType::F32);
+  silu_mul_backward_impl(dgate, dup, dy, gate, up);
+}
+
+double Backend::masked_mse_loss(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy, double dloss) {
+  const char* op = "masked_mse_loss";
+  on_device(y, op, "y");
+  on_device(ref, op, "ref");
+  on_device(mask, op, "mask");
+  require_dtype(y, DType::F32, op, "y");
+  require_dtype(ref, DType::F32, op, "ref");
+  require_shape(ref, y.shape(), op, "ref");
+  require(Op::MaskedMseLoss, DType::F32);
+  const auto [rows, D] = rows_and_dim(y, op, "y");
+  require_dtype(mask, DType::U8, op, "mask");
+  OMNI_CHECK(mask.numel() == rows, op, ": mask expected ", rows, " entries (one per row of y ", shape_str(y.shape()),
+             "), found ", shape_str(mask.shape()));
+  if (dy) {
+    on_device(*dy, op, "dy");
+    require_dtype(*dy, DType::F32, op, "dy");
+    require_shape(*dy, y.shape(), op, "dy");
+  }
+  return masked_mse_loss_impl(y, ref, mask, dy, dloss);
+}
+
+}  // namespace omni

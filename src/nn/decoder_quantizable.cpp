@@ -1,0 +1,56 @@
+#include "nn/decoder_quantizable.h"
+
+#include "backends/cpu/masked_mse_loss_backward.h"
+#include "core/error.h"
+#include "nn/decoder_block.h"
+
+namespace omni {
+namespace {
+
+class DecoderQuantizable : public QuantizableModel {
+ public:
+  explicit DecoderQuantizable(const DecoderSpec& spec) : spec_(spec), block_(spec) {}
+
+  const std::string& architecture() const override { return spec_.architecture; }
+  std::vector<std::string> block_lists() const override { return {spec_.names.block_list}; }
+  int64_t num_blocks() const override { return spec_.num_hidden_layers; }
+  std::string block_prefix(int64_t i) const override { return spec_.names.block_prefix(i); }
+  const Block& block(int64_t) const override { return block_; }
+
+  NamedTensors calibration_inputs(const SafetensorsCheckpoint& ckpt, const std::vector<std::vector<int32_t>>& samples,
+                                  Backend& backend) const override {
+    OMNI_CHECK(!samples.empty(), "no calibration samples");
+    const auto n = static_cast<int64_t>(samples.size());
+    const auto T = static_cast<int64_t>(samples[0].size());
+    std::vector<int32_t> flat;
+    for (const auto& s : samples) {
+      OMNI_CHECK(static_cast<int64_t>(s.size()) == T, "calibration samples differ in length");
+      flat.insert(flat.end(), s.begin(), s.end());
+    }
+    const Tensor table = ckpt.tensor(spec_.names.embed_tokens);
+    OMNI_CHECK(table.shape() == Shape({spec_.vocab_size, spec_.hidden_size}), "tensor \"", spec_.names.embed_tokens,
+               "\" has shape ", shape_str(table.shape()), ", expected [", spec_.vocab_size, ", ", spec_.hidden_size,
+               "]");
+    Tensor x = backend.alloc({n * T, spec_.hidden_size}, DType::F32);
+    backend.embedding(x, backend.upload(Tensor::from_i32(flat, {n * T})), backend.upload(table));
+    NamedTensors in;
+    in.set("hidden", backend.download(x).clone().view({n, T, spec_.hidden_size}));
+    return in;
+  }
+
+  std::vector<uint8_t> loss_mask(int64_t B, int64_t T) const override {
+    return last_token_mask(B, T);
+  }
+
+ private:
+  DecoderSpec spec_;
+  DecoderBlock block_;
+};
+
+}  // namespace
+
+std::unique_ptr<QuantizableModel> make_decoder_quantizable(const DecoderSpec& spec) {
+  return std::make_unique<DecoderQuantizable>(spec);
+}
+
+}  // namespace omni

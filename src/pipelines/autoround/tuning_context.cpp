@@ -1,0 +1,237 @@
+#include "pipelines/autoround/tuning_context.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "quant/qdq_grad.h"
+
+namespace omni {
+namespace {
+
+std::vector<float> to_f32_vector(const Tensor& t, const std::string& name, const Shape& shape) {
+  OMNI_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::BF16 || t.dtype() == DType::F16, "block tensor \"",
+             name, "\" has dtype ", dtype_name(t.dtype()), ", expected F32, BF16 or F16");
+  OMNI_CHECK(t.shape() == shape, "block tensor \"", name, "\" has shape ", shape_str(t.shape()), ", expected ",
+             shape_str(shape));
+  const Tensor f = t.dtype() == DType::F32 ? t : t.to(DType::F32);
+  const float* p = f.data<float>();
+  return std::vector<float>(p, p + f.numel());
+}
+
+// [B, T, rest...] -> [B·T, rest...]
+Shape rows_shape(const Shape& s) {
+  Shape r(s.begin() + 1, s.end());
+  r[0] *= s[0];
+  return r;
+}
+
+}  // namespace
+
+TuningContext::TuningContext(const Block& block, const std::string& prefix, const TensorSource& get,
+                             const std::function<LinearQuantSpec(const LinearDesc&)>& spec_of, Backend& backend)
+    : block_(block), be_(backend) {
+  for (const ParamDesc& p : block.params()) {
+    const std::string name = prefix + "." + p.name;
+    std::vector<float> v = to_f32_vector(get(name), name, p.shape);
+    params_[p.name] = be_.upload(Tensor::from_f32(v, p.shape));
+  }
+  for (const LinearDesc& d : block.linears()) {
+    TunableLinear L;
+    L.name = d.name;
+    L.out_features = d.out_features;
+    L.in_features = d.in_features;
+    L.spec = spec_of(d);
+    const std::string w = prefix + "." + d.name + ".weight";
+    L.weight = to_f32_vector(get(w), w, {d.out_features, d.in_features});
+    if (d.has_bias) {
+      const std::string b = prefix + "." + d.name + ".bias";
+      L.bias = to_f32_vector(get(b), b, {d.out_features});
+    }
+    L.weight_used = L.weight;
+    if (L.spec.quantize) {
+      L.spec.scheme.validate();
+      L.groups = L.spec.scheme.num_groups_for(L.in_features);
+      const int64_t n = L.out_features * L.in_features;
+      L.v.assign(static_cast<size_t>(n), 0.f);
+      L.alpha.assign(static_cast<size_t>(L.out_features * L.groups), 1.f);
+      L.beta = L.alpha;
+      L.grad_v.assign(L.v.size(), 0.f);
+      L.grad_alpha.assign(L.alpha.size(), 0.f);
+      L.grad_beta.assign(L.beta.size(), 0.f);
+    }
+    linears_.push_back(std::move(L));
+  }
+  forward_w_.resize(linears_.size());
+  device_w_.resize(linears_.size());
+  bias_.resize(linears_.size());
+  for (size_t i = 0; i < linears_.size(); ++i)
+    if (!linears_[i].bias.empty())
+      bias_[i] = be_.upload(Tensor::from_f32(linears_[i].bias, {linears_[i].out_features}));
+}
+
+size_t TuningContext::index_of(std::string_view name) const {
+  for (size_t i = 0; i < linears_.size(); ++i)
+    if (linears_[i].name == name) return i;
+  OMNI_FAIL("TuningContext: the block has no Linear named \"", name, "\"");
+}
+
+TunableLinear& TuningContext::linear(std::string_view name) { return linears_[index_of(name)]; }
+
+Tensor TuningContext::act(std::string_view name, const Shape& shape) {
+  const int64_t n = shape_numel(shape);
+  auto it = buffers_.find(name);
+  if (it == buffers_.end()) it = buffers_.emplace(std::string(name), Tensor()).first;
+  Tensor& storage = it->second;
+  if (!storage.defined() || storage.numel() < n) storage = be_.alloc({n}, DType::F32);
+  return storage.slice_rows(0, n).view(shape);
+}
+
+const Tensor& TuningContext::param(std::string_view name) {
+  const auto it = params_.find(name);
+  OMNI_CHECK(it != params_.end(), "TuningContext: the block has no parameter \"", name, "\"");
+  return it->second;
+}
+
+Tensor TuningContext::to_backend(std::vector<float>& v, const Shape& shape, Tensor& device_copy) {
+  Tensor host = Tensor::borrow(v.data(), shape, DType::F32, nullptr);
+  if (be_.device().is_cpu()) return host;
+  if (!device_copy.defined() || device_copy.shape() != shape) device_copy = be_.alloc(shape, DType::F32);
+  be_.copy_from_cpu(device_copy, host);
+  return device_copy;
+}
+
+void TuningContext::refresh_weights(WeightMode mode) {
+  mode_ = mode;
+  for (auto& L : linears_) {
+    if (mode == WeightMode::Original || !L.spec.quantize) {
+      L.weight_used = L.weight;
+      continue;
+    }
+    for (auto& a : L.alpha) a = std::clamp(a, 0.f, 1.f);
+    for (auto& b : L.beta) b = std::clamp(b, 0.f, 1.f);
+    L.weight_used = fake_quantize(L.weight.data(), L.out_features, L.in_features, L.spec.scheme,
+                                  {L.v.data(), L.alpha.data(), L.beta.data()});
+  }
+  saved_ = false;  // saved activations belong to the old weights
+}
+
+void TuningContext::zero_grads() {
+  for (auto& L : linears_) {
+    std::fill(L.grad_v.begin(), L.grad_v.end(), 0.f);
+    std::fill(L.grad_alpha.begin(), L.grad_alpha.end(), 0.f);
+    std::fill(L.grad_beta.begin(), L.grad_beta.end(), 0.f);
+  }
+}
+
+void TuningContext::set_batch(int64_t B, int64_t T) {
+  if (B == B_ && T == T_ && positions_.defined()) return;
+  B_ = B;
+  T_ = T;
+  std::vector<int32_t> slot(static_cast<size_t>(B * T)), pos(static_cast<size_t>(B * T));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      slot[static_cast<size_t>(b * T + t)] = static_cast<int32_t>(b);
+      pos[static_cast<size_t>(b * T + t)] = static_cast<int32_t>(t);
+    }
+  positions_ = be_.upload(Tensor::from_i32(pos, {B * T}));
+  rows_.slot = be_.upload(Tensor::from_i32(slot, {B * T}));
+  rows_.position = positions_;
+  rows_.whole_sequences = true;
+}
+
+NamedTensors TuningContext::forward(const NamedTensors& in, bool save_activations) {
+  const std::vector<std::string> names = block_.io_names();
+  const Tensor& first = in.at(names.at(0));
+  OMNI_CHECK(first.device().is_cpu() && first.dtype() == DType::F32 && first.ndim() == 3,
+             "TuningContext::forward: \"", names[0], "\" must be CPU F32 [B, T, D], got ", dtype_name(first.dtype()),
+             " ", shape_str(first.shape()));
+  set_batch(first.dim(0), first.dim(1));
+  saved_ = false;
+  linear_inputs_.clear();
+  // The weights as they are now; backward() uses the same tensors.
+  for (size_t i = 0; i < linears_.size(); ++i) {
+    TunableLinear& L = linears_[i];
+    forward_w_[i] = to_backend(L.weight_used, {L.out_features, L.in_features}, device_w_[i]);
+  }
+  NamedTensors rows_in, rows_out;
+  for (const std::string& n : names) {
+    const Tensor& x = in.at(n);
+    OMNI_CHECK(x.device().is_cpu() && x.dtype() == DType::F32 && x.ndim() == 3 && x.dim(0) == B_ && x.dim(1) == T_,
+               "TuningContext::forward: \"", n, "\" must be CPU F32 [", B_, ", ", T_, ", D], got ",
+               dtype_name(x.dtype()), " ", shape_str(x.shape()));
+    rows_in.set(n, be_.upload(x).view(rows_shape(x.shape())));
+    rows_out.set(n, be_.alloc(rows_shape(x.shape()), DType::F32));
+  }
+  block_.forward(*this, rows_in, rows_out);
+  saved_ = save_activations;
+  NamedTensors out;
+  for (const std::string& n : names) out.set(n, be_.download(rows_out.at(n)).view(in.at(n).shape()));
+  return out;
+}
+
+void TuningContext::linear(std::string_view name, Tensor& y, const Tensor& x) {
+  const size_t i = index_of(name);
+  linear_inputs_[std::string(name)] = x;
+  be_.linear_dense(y, x, forward_w_[i], bias_[i].defined() ? &bias_[i] : nullptr);
+}
+
+void TuningContext::linear_backward(std::string_view name, Tensor* dx, const Tensor& dy, const Tensor& x,
+                                    bool accumulate_dx) {
+  const size_t i = index_of(name);
+  TunableLinear& L = linears_[i];
+  const bool want_params = L.spec.quantize && mode_ == WeightMode::FakeQuant;
+  Tensor gw;
+  if (want_params) {
+    const int64_t n = L.out_features * L.in_features;
+    if (!scratch_grad_w_.defined() || scratch_grad_w_.numel() < n) scratch_grad_w_ = be_.alloc({n}, DType::F32);
+    gw = scratch_grad_w_.slice_rows(0, n).view({L.out_features, L.in_features});
+  }
+  be_.linear_backward(dx, want_params ? &gw : nullptr, dy, x, forward_w_[i], accumulate_dx, false);
+  if (!want_params) return;
+  const Tensor g = be_.download(gw);
+  fake_quant_backward(L.weight.data(), L.out_features, L.in_features, L.spec.scheme,
+                      {L.v.data(), L.alpha.data(), L.beta.data()}, g.data<float>(), L.grad_v.data(),
+                      L.grad_alpha.data(), L.grad_beta.data());
+}
+
+void TuningContext::attention(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, Tensor* lse) {
+  const Tensor k4 = k.view({B_, T_, k.dim(-2), k.dim(-1)}), v4 = v.view({B_, T_, v.dim(-2), v.dim(-1)});
+  be_.attention(out, q, k4, v4, rows_, lse);
+}
+
+void TuningContext::attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+                                       const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse) {
+  const Shape kv = {B_, T_, k.dim(-2), k.dim(-1)};
+  Tensor dk4 = dk.view(kv), dv4 = dv.view(kv);
+  be_.attention_backward(dq, dk4, dv4, dout, q, k.view(kv), v.view(kv), out, lse, rows_);
+}
+
+void TuningContext::backward(const NamedTensors& d_out, NamedTensors* d_in) {
+  OMNI_CHECK(saved_, "TuningContext::backward needs a forward with save_activations = true first (and no "
+             "refresh_weights() in between)");
+  const std::vector<std::string> names = block_.io_names();
+  NamedTensors rows_dy, rows_dx;
+  for (const std::string& n : names) {
+    const Tensor& dy = d_out.at(n);
+    OMNI_CHECK(dy.device().is_cpu() && dy.dtype() == DType::F32 && dy.ndim() == 3 && dy.dim(0) == B_ &&
+                   dy.dim(1) == T_,
+               "TuningContext::backward: \"", n, "\" must be CPU F32 [", B_, ", ", T_, ", D], got ",
+               dtype_name(dy.dtype()), " ", shape_str(dy.shape()));
+    rows_dy.set(n, be_.upload(dy).view(rows_shape(dy.shape())));
+    if (d_in) rows_dx.set(n, be_.alloc(rows_shape(dy.shape()), DType::F32));
+  }
+  block_.backward(*this, rows_dy, d_in ? &rows_dx : nullptr);
+  if (!d_in) return;
+  for (const std::string& n : names) d_in->set(n, be_.download(rows_dx.at(n)).view(d_out.at(n).shape()));
+}
+
+Tensor TuningContext::linear_input(std::string_view name) const {
+  OMNI_CHECK(saved_, "TuningContext::linear_input needs a forward with save_activations = true first");
+  const auto it = linear_inputs_.find(name);
+  OMNI_CHECK(it != linear_inputs_.end(), "TuningContext::linear_input: no Linear \"", name, "\" ran");
+  const Tensor& x = it->second;
+  const int64_t K = x.dim(-1);
+  return const_cast<Backend&>(be_).download(x.view({x.numel() / K, K}));
+}
+
+}  // namespace omni

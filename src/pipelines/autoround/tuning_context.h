@@ -1,0 +1,127 @@
+// The tuning side of the block seam (nn/block.h): one block of any architecture set up for AutoRound
+// (AUTOROUND.md §1–§2). Every Linear of the block is wrapped with its original weight W, trainable rounding
+// offsets V and min/max shrink factors alpha/beta, their gradients and the weight the forward currently
+// multiplies by (Ŵ = QDQ(W; V, alpha, beta), or W). The block's own forward and backward (written once, in
+// nn/ or models/) run through this context: a Linear multiplies by Ŵ, every named activation is kept for the
+// backward, attention stays within each sample (positions 0..T−1) and saves its log-sum-exp, and the backward
+// of each quantized Linear folds ∂L/∂Ŵ into ∂L/∂V, ∂L/∂alpha, ∂L/∂beta by the straight-through estimator.
+//
+// Typical tuner step:
+//   ctx.refresh_weights(TuningContext::WeightMode::FakeQuant);  // clamps alpha/beta, recomputes Ŵ
+//   ctx.zero_grads();
+//   NamedTensors y = ctx.forward(x, /*save_activations=*/true);
+//   ... loss and dy ...
+//   ctx.backward(dy);
+//   ... sign step on linear(i).v / alpha / beta using grad_v / grad_alpha / grad_beta ...
+//
+// The AutoRound state (W, V, alpha, beta, gradients, Ŵ) is in host vectors where quant/ computes QDQ and its
+// STE backward; Ŵ is handed to the backend each forward (borrowed on a host backend) and ∂L/∂Ŵ comes back.
+// Moving this state into backend buffers with fake-quant as backend ops is the CUDA issue's next step.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "nn/block.h"
+#include "quant/qdq.h"
+
+namespace omni {
+
+// How one Linear is treated.
+struct LinearQuantSpec {
+  bool quantize = true;  // false: kept dense (no parameters, forward uses W)
+  QuantScheme scheme;
+};
+
+// A Linear of the block with its AutoRound state. All arrays row-major; G = scheme.num_groups_for(in_features).
+struct TunableLinear {
+  std::string name;  // relative to the block prefix, e.g. "self_attn.q_proj"
+  int64_t out_features = 0, in_features = 0, groups = 0;
+  LinearQuantSpec spec;
+  std::vector<float> weight;                        // W [N, K], original
+  std::vector<float> bias;                          // [N] or empty; not tuned
+  std::vector<float> v, alpha, beta;                // [N, K], [N, G], [N, G]; 0 / 1 / 1 at construction
+  std::vector<float> grad_v, grad_alpha, grad_beta; // same shapes; accumulated by backward()
+  std::vector<float> weight_used;                   // [N, K]: Ŵ or W, whatever refresh_weights() chose
+};
+
+// Reads a tensor by its full checkpoint name (a checkpoint's tensor(), or a test fixture).
+using TensorSource = std::function<Tensor(const std::string&)>;
+
+class TuningContext : public BlockContext {
+ public:
+  enum class WeightMode {
+    FakeQuant,  // quantized Linears use Ŵ = QDQ(W; V, alpha, beta), dense ones W
+    Original,   // every Linear uses W: the FP block (Y_ref)
+  };
+
+  // Reads the block's parameters and Linears as `prefix + "." + name` through `get` (F32/BF16/F16, shapes
+  // checked against the block's descriptions). `spec_of` says how each Linear (by relative name) is treated.
+  // `block` and `backend` must outlive the context. Starts in WeightMode::Original.
+  TuningContext(const Block& block, const std::string& prefix, const TensorSource& get,
+                const std::function<LinearQuantSpec(const LinearDesc&)>& spec_of, Backend& backend);
+  TuningContext(const TuningContext&) = delete;
+  TuningContext& operator=(const TuningContext&) = delete;
+
+  // FakeQuant: clamps alpha and beta of every quantized Linear to [0, 1] in place, then recomputes Ŵ.
+  void refresh_weights(WeightMode mode);
+  WeightMode weight_mode() const { return mode_; }
+
+  // in: CPU F32 [B, T, ...] per io name of the block. Returns the outputs, CPU F32 of the same shapes. With
+  // save_activations the backward may follow. Uses each Linear's weight_used as it is now.
+  NamedTensors forward(const NamedTensors& in, bool save_activations);
+  // d_out: CPU F32 ∂L/∂out of the last saved forward. Adds ∂L/∂V, ∂L/∂alpha, ∂L/∂beta of every quantized Linear
+  // (in FakeQuant mode) to its grad_* buffers; with d_in, returns ∂L/∂in (CPU F32).
+  void backward(const NamedTensors& d_out, NamedTensors* d_in = nullptr);
+  void zero_grads();
+
+  // The input, CPU F32 [B·T, in_features], of Linear `name` in the last forward with save_activations (e.g. for
+  // optimized RTN's importance vector). Throws if there is none.
+  Tensor linear_input(std::string_view name) const;
+
+  std::vector<TunableLinear>& linears() { return linears_; }
+  const std::vector<TunableLinear>& linears() const { return linears_; }
+  TunableLinear& linear(std::string_view name);  // throws if unknown
+  const Block& block() const { return block_; }
+
+  // BlockContext
+  Backend& backend() override { return be_; }
+  bool training() const override { return true; }
+  Tensor act(std::string_view name, const Shape& shape) override;
+  Tensor stat(std::string_view name, const Shape& shape) override { return act(name, shape); }
+  const Tensor& param(std::string_view name) override;
+  void linear(std::string_view name, Tensor& y, const Tensor& x) override;
+  void linear_backward(std::string_view name, Tensor* dx, const Tensor& dy, const Tensor& x,
+                       bool accumulate_dx) override;
+  const Tensor& positions() override { return positions_; }
+  void attention(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, Tensor* lse) override;
+  void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
+                          const Tensor& v, const Tensor& out, const Tensor& lse) override;
+
+ private:
+  size_t index_of(std::string_view name) const;
+  // Sets B, T, the positions and the attention rows for a micro-batch.
+  void set_batch(int64_t B, int64_t T);
+  // `v` as a tensor on the backend: borrowed on a host backend, else copied into device_copy.
+  Tensor to_backend(std::vector<float>& v, const Shape& shape, Tensor& device_copy);
+
+  const Block& block_;
+  Backend& be_;
+  std::vector<TunableLinear> linears_;
+  std::map<std::string, Tensor, std::less<>> params_;
+  std::map<std::string, Tensor, std::less<>> buffers_;
+  std::map<std::string, Tensor, std::less<>> linear_inputs_;  // the x each Linear read in the last forward
+  std::vector<Tensor> forward_w_, device_w_, bias_;  // per Linear: Ŵ of the last forward (and its device copy), bias
+  Tensor scratch_grad_w_;
+  WeightMode mode_ = WeightMode::Original;
+  int64_t B_ = 0, T_ = 0;
+  Tensor positions_;
+  AttentionRows rows_;
+  bool saved_ = false;
+};
+
+}  // namespace omni
