@@ -9,7 +9,8 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "models/qwen3/qwen3_model.h"
+#include "backends/cpu/cpu_backend.h"
+#include "models/registry.h"
 
 namespace omni {
 namespace {
@@ -18,7 +19,7 @@ const std::string kData = std::string(OMNI_SOURCE_DIR) + "/tests/data/interop/";
 
 double logits_rel_error(const std::string& name) {
   const std::string dir = kData + name;
-  auto model = Qwen3Model::load(dir + "/model", cpu_backend());
+  auto model = open_causal_lm(dir + "/model", cpu_backend());
   auto golden = SafetensorsFile::open(dir + "/transformers_logits.safetensors");
   const Tensor ids_t = golden->tensor("input_ids");
   const std::vector<int32_t> ids(ids_t.data<int32_t>(), ids_t.data<int32_t>() + ids_t.numel());
@@ -42,7 +43,7 @@ TEST(Interop, OurAutoRoundCheckpointMatchesTransformersWithAutoRound) {
 }
 
 TEST(Interop, PublicAutoRoundCheckpointLoadsWithMatchingLogits) {
-  auto model = Qwen3Model::load(kData + "public_autoround_untied/model", cpu_backend());
+  auto model = open_causal_lm(kData + "public_autoround_untied/model", cpu_backend());
   EXPECT_EQ(model->load_report().quantized_linears, 2 * 7);
   const double e = logits_rel_error("public_autoround_untied");
   std::cout << "public_autoround_untied: rel error vs transformers + auto-round " << e << "\n";

@@ -11,7 +11,8 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
-#include "models/qwen3/qwen3_model.h"
+#include "backends/cpu/cpu_backend.h"
+#include "models/registry.h"
 #include "pipelines/eval.h"
 
 namespace omni {
@@ -71,7 +72,7 @@ TEST(Eval, PerplexityMatchesTransformersGoldenLogits) {
   for (double x : nll) var += (x - expected_mean) * (x - expected_mean);
   const double expected_se = std::sqrt(var / static_cast<double>(nll.size()) / static_cast<double>(nll.size() - 1));
 
-  auto model = Qwen3Model::load(kData + "/untied", cpu_backend());
+  auto model = open_causal_lm(kData + "/untied", cpu_backend());
   EvalOptions opt;
   opt.ctx = T;
   const EvalResult r = evaluate_tokens(*model, nullptr, g.ids, opt);
@@ -101,8 +102,8 @@ TEST(Eval, PerplexityMatchesTransformersGoldenLogits) {
 
 TEST(Eval, ModelAgainstItselfHasZeroKldAndFullAgreement) {
   const Golden g = load_golden("untied");
-  auto model = Qwen3Model::load(kData + "/untied", cpu_backend());
-  auto same = Qwen3Model::load(kData + "/untied", cpu_backend());
+  auto model = open_causal_lm(kData + "/untied", cpu_backend());
+  auto same = open_causal_lm(kData + "/untied", cpu_backend());
   EvalOptions opt;
   opt.ctx = 18;  // two windows
   const EvalResult r = evaluate_tokens(*model, same.get(), g.ids, opt);
@@ -134,8 +135,8 @@ TEST(Eval, KldOfW4A16AgainstBf16MatchesGoldenLogits) {
   const double expected_ppl = std::exp(mean(golden_nll(q, T))), expected_ref_ppl = std::exp(mean(golden_nll(ref, T)));
   ASSERT_GT(expected_kld, 0.01);  // the quantized model really differs
 
-  auto model = Qwen3Model::load(kData + "/untied-w4a16", cpu_backend());
-  auto bf16 = Qwen3Model::load(kData + "/untied", cpu_backend());
+  auto model = open_causal_lm(kData + "/untied-w4a16", cpu_backend());
+  auto bf16 = open_causal_lm(kData + "/untied", cpu_backend());
   ASSERT_FALSE(model->load_report().quant_format.empty());
   EvalOptions opt;
   opt.ctx = T;
@@ -193,7 +194,7 @@ TEST(Eval, AccumulatorOnGoldenLogitsSplitIntoWindows) {
 
 TEST(Eval, TooShortStreamAndBadOptionsFail) {
   const Golden g = load_golden("untied");
-  auto model = Qwen3Model::load(kData + "/untied", cpu_backend());
+  auto model = open_causal_lm(kData + "/untied", cpu_backend());
   EvalOptions opt;
   opt.ctx = 100;
   try {
@@ -205,7 +206,7 @@ TEST(Eval, TooShortStreamAndBadOptionsFail) {
   }
   opt.ctx = 1;
   EXPECT_THROW(evaluate_tokens(*model, nullptr, g.ids, opt), Error);
-  auto tied = Qwen3Model::load(kData + "/tied", cpu_backend());  // vocab 512 vs 640
+  auto tied = open_causal_lm(kData + "/tied", cpu_backend());  // vocab 512 vs 640
   opt.ctx = 8;
   EXPECT_THROW(evaluate_tokens(*model, tied.get(), g.ids, opt), Error);
 }

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include "backends/cpu/cpu_backend.h"
 #include "io/safetensors.h"
+#include "models/registry.h"
 
 namespace omni {
 namespace {
@@ -16,7 +18,7 @@ std::vector<int32_t> prompt_of(const std::string& dir) {
 
 TEST(Generate, GreedyMatchesGoldenAndStreams) {
   const std::string dir = kData + "untied-w4a16";
-  auto model = Qwen3Model::load(dir, cpu_backend());
+  auto model = open_causal_lm(dir, cpu_backend());
   const Tensor want = SafetensorsFile::open(dir + "/golden.safetensors")->tensor("greedy_ids");
   GenerateOptions opt;
   opt.max_new_tokens = 32;
@@ -32,7 +34,7 @@ TEST(Generate, GreedyMatchesGoldenAndStreams) {
 
 TEST(Generate, StopsAtStopTokenAndSeedsAreReproducible) {
   const std::string dir = kData + "tied";
-  auto model = Qwen3Model::load(dir, cpu_backend());
+  auto model = open_causal_lm(dir, cpu_backend());
   const std::vector<int32_t> prompt = prompt_of(dir);
   GenerateOptions opt;
   opt.max_new_tokens = 40;
@@ -58,10 +60,10 @@ TEST(Generate, StopsAtStopTokenAndSeedsAreReproducible) {
 }
 
 TEST(Generate, RejectsEmptyPromptAndStopsWhenContextIsFull) {
-  auto model = Qwen3Model::load(kData + "tied", cpu_backend());
+  auto model = open_causal_lm(kData + "tied", cpu_backend());
   GenerateOptions opt;
   EXPECT_THROW(generate(*model, std::vector<int32_t>{}, opt, [](int32_t) {}), Error);
-  const int64_t ctx = model->config().max_position_embeddings;
+  const int64_t ctx = model->info().max_positions;
   std::vector<int32_t> prompt(static_cast<size_t>(ctx - 3), 5);
   opt.max_new_tokens = 100;
   std::vector<int32_t> out;

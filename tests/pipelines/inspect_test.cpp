@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "io/json_fields.h"
 #include "io/safetensors.h"
 
 namespace omni {
@@ -32,11 +33,11 @@ TEST(Inspect, SizesMatchTheFiles) {
     EXPECT_EQ(c.directory_bytes, all_files) << name;
     EXPECT_EQ(c.safetensors_file_bytes, sum_file_sizes(dir, true)) << name;
 
-    const Qwen3Config& k = c.config;
-    const int64_t per_layer = k.hidden_size * k.num_attention_heads * k.head_dim * 2 +
-                              k.hidden_size * k.num_key_value_heads * k.head_dim * 2 +
-                              3 * k.hidden_size * k.intermediate_size + 2 * k.hidden_size + 2 * k.head_dim;
-    const int64_t expected = k.num_hidden_layers * per_layer + k.vocab_size * k.hidden_size * 2 + k.hidden_size;
+    const nlohmann::json k = read_json_file(dir + "/config.json");
+    const int64_t D = k["hidden_size"], H = k["num_attention_heads"], Hkv = k["num_key_value_heads"];
+    const int64_t hd = k["head_dim"], I = k["intermediate_size"], L = k["num_hidden_layers"], V = k["vocab_size"];
+    const int64_t per_layer = D * H * hd * 2 + D * Hkv * hd * 2 + 3 * D * I + 2 * D + 2 * hd;
+    const int64_t expected = L * per_layer + V * D * 2 + D;
     EXPECT_EQ(c.parameters, expected) << name;
     const std::string text = format_inspection(c);
     EXPECT_NE(text.find(std::to_string(c.directory_bytes) + " bytes"), std::string::npos) << text;

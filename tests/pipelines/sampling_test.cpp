@@ -1,4 +1,4 @@
-#include "backends/cpu/sampling.h"
+#include "pipelines/sampling.h"
 
 #include <gtest/gtest.h>
 

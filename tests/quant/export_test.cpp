@@ -20,6 +20,16 @@
 namespace omni {
 namespace {
 
+// quant/ knows no architecture: the caller names the blocks and Linears (here the Llama-family decoder's).
+RtnOptions decoder_rtn_options() {
+  RtnOptions o;
+  o.block_names = {"model.layers"};
+  o.linear_names = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+                    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
+  return o;
+}
+
+
 namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
 
@@ -141,7 +151,7 @@ TEST(Export, RtnAutoRoundCheckpoint) {
   fs::remove_all(root);
   const SourceModel src(root + "/src");
   const std::string out = root + "/out";
-  RtnOptions o;
+  RtnOptions o = decoder_rtn_options();
   o.scheme = QuantScheme{4, 64, true};
   const RtnSummary s = quantize_rtn_checkpoint(src.dir, out, o);
   EXPECT_EQ(s.quantized.size(), kQuantized.size());
@@ -185,7 +195,7 @@ TEST(Export, AutoGptqCheckpoint) {
   const std::string root = test_dir();
   fs::remove_all(root);
   const SourceModel src(root + "/src");
-  RtnOptions o;
+  RtnOptions o = decoder_rtn_options();
   o.scheme = QuantScheme{4, 64, true};
   o.format = QuantizedCheckpointFormat::AutoGptq;
   quantize_rtn_checkpoint(src.dir, root + "/out", o);
@@ -209,7 +219,7 @@ TEST(Export, AsymmetricAndShardedAndTwoBit) {
   const SourceModel src(root + "/src");
   for (const QuantScheme scheme :
        {QuantScheme{4, 32, false}, QuantScheme{2, 32, true}, QuantScheme{3, 32, true}, QuantScheme{8, -1, true}}) {
-    RtnOptions o;
+    RtnOptions o = decoder_rtn_options();
     o.scheme = scheme;
     o.max_shard_bytes = 20000;  // forces several shards
     o.overwrite = true;
@@ -250,7 +260,7 @@ TEST(Export, ExistingOutputAndAtomicity) {
   fs::remove_all(root);
   const SourceModel src(root + "/src");
   const std::string out = root + "/out";
-  RtnOptions o;
+  RtnOptions o = decoder_rtn_options();
   o.scheme = QuantScheme{4, 64, true};
 
   // A failure after the weights were written leaves no output directory and no temporary one.

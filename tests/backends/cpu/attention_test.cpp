@@ -50,7 +50,7 @@ TEST(AttentionTest, CausalGqaMatchesReference) {
         const auto k = test::random_floats(static_cast<size_t>(B * S * Hkv * hd), 42, 3.0f);
         const auto v = test::random_floats(static_cast<size_t>(B * S * Hkv * hd), 43);
         std::vector<float> out(q.size(), std::numeric_limits<float>::quiet_NaN());
-        attention_forward(out.data(), q.data(), k.data(), v.data(), B, T, S, Hq, Hkv, hd, 0);
+        testing_support::attention_forward_batched(out.data(), q.data(), k.data(), v.data(), B, T, S, Hq, Hkv, hd, 0);
         EXPECT_LT(test::relative_error(out.data(), reference(q, k, v, B, T, S, Hq, Hkv, hd, 0)), 1e-5);
       }
   });
@@ -63,12 +63,12 @@ TEST(AttentionTest, DecodingWithStartPosEqualsRowsOfTheFullPass) {
   auto k = test::random_floats(static_cast<size_t>(B * S_max * Hkv * hd), 52, 2.0f);
   auto v = test::random_floats(static_cast<size_t>(B * S_max * Hkv * hd), 53);
   std::vector<float> full(q.size());
-  attention_forward(full.data(), q.data(), k.data(), v.data(), B, T, S_max, Hq, Hkv, hd, 0);
+  testing_support::attention_forward_batched(full.data(), q.data(), k.data(), v.data(), B, T, S_max, Hq, Hkv, hd, 0);
   for (int64_t i = T * Hkv * hd; i < S_max * Hkv * hd; ++i) k[static_cast<size_t>(i)] = v[static_cast<size_t>(i)] = 1e4f;
   for (int64_t start : {1, 6, 12}) {
     const int64_t rows = T - start;  // queries start .. T-1 in one call
     std::vector<float> part(static_cast<size_t>(rows * Hq * hd));
-    attention_forward(part.data(), q.data() + start * Hq * hd, k.data(), v.data(), B, rows, S_max, Hq, Hkv, hd, start);
+    testing_support::attention_forward_batched(part.data(), q.data() + start * Hq * hd, k.data(), v.data(), B, rows, S_max, Hq, Hkv, hd, start);
     for (size_t i = 0; i < part.size(); ++i)
       ASSERT_NEAR(part[i], full[static_cast<size_t>(start * Hq * hd) + i], 1e-6) << "start " << start << " element " << i;
   }

@@ -52,3 +52,27 @@ inline void for_each_cpu_isa(const std::function<void()>& body) {
 }
 
 }  // namespace omni::test
+
+// The kernels' older calling conventions, kept for the kernel tests written against them.
+#include "backends/cpu/attention.h"
+#include "backends/cpu/rope.h"
+
+namespace omni::testing_support {
+
+// B sequences of T queries at positions start..start+T−1 against a cache [B, S, Hkv, hd].
+inline void attention_forward_batched(float* out, const float* q, const float* k, const float* v, int64_t B, int64_t T,
+                                      int64_t S, int64_t Hq, int64_t Hkv, int64_t hd, int64_t start) {
+  std::vector<int32_t> slot, pos;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) {
+      slot.push_back(static_cast<int32_t>(b));
+      pos.push_back(static_cast<int32_t>(start + t));
+    }
+  attention_forward_rows(out, q, k, v, B * T, Hq, Hkv, hd, B, S, slot.data(), pos.data());
+}
+
+inline void rope_forward(float* x, const int32_t* positions, int64_t T, int64_t H, int64_t hd, float theta) {
+  rope_rows(x, positions, T, H, hd, theta, /*inverse=*/false);
+}
+
+}  // namespace omni::testing_support

@@ -62,7 +62,7 @@ TEST(RopeTest, RotateHalfMatchesReference) {
     const std::vector<int32_t> pos = {0, 1, 2, 5, 17, 100, 511, 4095, 30000};
     auto x = test::random_floats(static_cast<size_t>(T * H * hd), 21);
     const auto ref = rope_reference(x, pos, H, hd, 1000000.0f);
-    rope_forward(x.data(), pos.data(), T, H, hd, 1000000.0f);
+    testing_support::rope_forward(x.data(), pos.data(), T, H, hd, 1000000.0f);
     EXPECT_LT(test::relative_error(x.data(), ref), 1e-6);
   }
 }
@@ -75,8 +75,8 @@ TEST(RopeTest, ScoresDependOnlyOnRelativePosition) {
   for (int32_t p : {0, 10, 300}) {
     auto qr = q, kr = k;
     const int32_t pq = p + 7;
-    rope_forward(qr.data(), &pq, 1, 1, hd, 10000.0f);
-    rope_forward(kr.data(), &p, 1, 1, hd, 10000.0f);
+    testing_support::rope_forward(qr.data(), &pq, 1, 1, hd, 10000.0f);
+    testing_support::rope_forward(kr.data(), &p, 1, 1, hd, 10000.0f);
     double dot = 0.0;
     for (int64_t i = 0; i < hd; ++i) dot += static_cast<double>(qr[static_cast<size_t>(i)]) * kr[static_cast<size_t>(i)];
     if (p == 0) first = dot;
@@ -84,7 +84,7 @@ TEST(RopeTest, ScoresDependOnlyOnRelativePosition) {
   }
   auto q0 = q;
   const int32_t zero = 0;
-  rope_forward(q0.data(), &zero, 1, 1, hd, 10000.0f);
+  testing_support::rope_forward(q0.data(), &zero, 1, 1, hd, 10000.0f);
   EXPECT_EQ(q0, q);  // position 0 is the identity
 }
 

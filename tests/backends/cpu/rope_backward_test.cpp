@@ -2,6 +2,7 @@
 // positions 0..T−1 of every sample.
 #include <gtest/gtest.h>
 
+#include "backends/cpu/cpu_test_util.h"
 #include "backends/cpu/grad_check_util.h"
 #include "backends/cpu/rope.h"
 #include "backends/cpu/rope_backward.h"
@@ -34,7 +35,7 @@ TEST(RopeBackward, TrainingForwardMatchesInference) {
   rope_forward_train(train.data(), tab, B, T, H, hd);
   std::vector<int32_t> pos(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) pos[static_cast<size_t>(t)] = static_cast<int32_t>(t);
-  for (int64_t b = 0; b < B; ++b) rope_forward(inf.data() + b * T * H * hd, pos.data(), T, H, hd, theta);
+  for (int64_t b = 0; b < B; ++b) testing_support::rope_forward(inf.data() + b * T * H * hd, pos.data(), T, H, hd, theta);
   double max_diff = 0;
   for (size_t i = 0; i < inf.size(); ++i) max_diff = std::max(max_diff, std::fabs(double(inf[i]) - train[i]));
   EXPECT_LE(max_diff, 1e-6);
