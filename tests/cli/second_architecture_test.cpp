@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 
 const std::string kModel = std::string(OMNI_SOURCE_DIR) + "/tests/data/qwen2/bias";
 const std::string kText = std::string(OMNI_SOURCE_DIR) + "/models/tiny-qwen3/calibration.txt";
-const std::string kOut = std::string(OMNI_BINARY_DIR) + "/second_architecture_test";
+const std::string kOut = std::string(OMNI_BINARY_DIR) + "/second_architecture_test.out";
 
 TEST(SecondArchitecture, Qwen2GeneratesQuantizesAndEvaluates) {
   fs::remove_all(kOut);
