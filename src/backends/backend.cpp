@@ -197,7 +197,9 @@ void Backend::rms_norm(Tensor& y, const Tensor& x, const Tensor& weight, float e
   require_shape(weight, {D}, op, "weight");
   OMNI_CHECK(weight.dtype() == DType::F32 || weight.dtype() == DType::BF16, op,
              ": weight expected F32 or BF16, found ", dtype_name(weight.dtype()));
-  if (rstd) {
+  if (rstd) {  // the training form: everything F32
+    require_dtype(x, DType::F32, op, "x (saving rstd)");
+    require_dtype(weight, DType::F32, op, "weight (saving rstd)");
     on_device(*rstd, op, "rstd");
     require_dtype(*rstd, DType::F32, op, "rstd");
     OMNI_CHECK(rstd->numel() == rows, op, ": rstd expected ", rows, " entries (one per row of x ",
@@ -243,7 +245,8 @@ void Backend::attention(Tensor& out, const Tensor& q, const Tensor& k, const Ten
   require_same_shape(q, out, op, "q", "out");
   require_same_dtype(q, out, op, "q", "out");
   require(Op::Attention, q.dtype());
-  if (lse) {
+  if (lse) {  // the training form: everything F32
+    require_dtype(q, DType::F32, op, "q (saving lse)");
     on_device(*lse, op, "lse");
     require_dtype(*lse, DType::F32, op, "lse");
     OMNI_CHECK(lse->numel() == d.N * d.Hq, op, ": lse expected ", d.N * d.Hq, " entries [N, Hq], found ",

@@ -89,12 +89,13 @@ class Backend {
   // y[T, D] = table[ids[t], :]; ids I32 [T], table F32/BF16/F16 [V, D].
   void embedding(Tensor& y, const Tensor& ids, const Tensor& table);
   // y = x · rsqrt(mean(x²) + eps) · weight over the last dim; weight F32/BF16 [D]; y may alias x. With rstd
-  // (F32 [rows]) the per-row 1/rms is saved for rms_norm_backward.
+  // (F32 [rows]) the per-row 1/rms is saved for rms_norm_backward: the training form, x and weight F32.
   void rms_norm(Tensor& y, const Tensor& x, const Tensor& weight, float eps, Tensor* rstd = nullptr);
   // In-place rotary embedding of x [N, H, hd] (any leading dims with N rows of H heads) at positions I32 [N].
   void rope(Tensor& x, const Tensor& positions, const RopeParams& params);
   // out [N, Hq, hd] = softmax(q·kᵀ/sqrt(hd)) · v over the keys `rows` allows. With lse (F32 [N, Hq]) the
-  // log-sum-exp of every score row is saved for attention_backward (needs rows.whole_sequences).
+  // log-sum-exp of every score row is saved for attention_backward: the training form, F32 and
+  // rows.whole_sequences.
   void attention(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionRows& rows,
                  Tensor* lse = nullptr);
   // y = silu(gate) · up; y may alias gate or up.

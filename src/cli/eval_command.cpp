@@ -13,7 +13,7 @@
 #include "cli/commands.h"
 #include "core/thread_pool.h"
 #include "io/file_util.h"
-#include "io/tokenizer.h"
+#include "io/tokenizers/tokenizer.h"
 #include "backends/cpu/cpu_backend.h"
 #include "models/registry.h"
 #include "pipelines/eval.h"

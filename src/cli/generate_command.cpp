@@ -8,8 +8,8 @@
 
 #include "cli/commands.h"
 #include "core/thread_pool.h"
-#include "io/chat_format.h"
-#include "io/tokenizer.h"
+#include "io/tokenizers/chat_format.h"
+#include "io/tokenizers/tokenizer.h"
 #include "backends/cpu/cpu_backend.h"
 #include "models/registry.h"
 #include "pipelines/sampling.h"

@@ -37,13 +37,6 @@ struct QuantizeArgs {
   double lr = -1;
 };
 
-uint64_t directory_bytes(const std::string& dir) {
-  uint64_t total = 0;
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
-    if (e.is_regular_file()) total += e.file_size();
-  return total;
-}
-
 std::string mmss(double s) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%d:%02d", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
@@ -113,8 +106,8 @@ int run_quantize_checked(QuantizeArgs& a) {
     if (o.method == QuantMethod::AutoRound) {
       std::printf("| block | initial loss | best loss | best iter | seconds |\n|---:|---:|---:|---:|---:|\n");
       for (const BlockTuningReport& b : s.blocks)
-        std::printf("| %lld | %.6g | %.6g | %lld | %.1f%s |\n", static_cast<long long>(b.block), b.initial_loss,
-                    b.best_loss, static_cast<long long>(b.best_iter), b.seconds, b.resumed ? " (resumed)" : "");
+        std::printf("| %lld | %.6g | %.6g | %lld | %.1f%s |\n", static_cast<long long>(b.block), b.tuning.initial_loss,
+                    b.tuning.best_loss, static_cast<long long>(b.tuning.best_iter), b.seconds, b.resumed ? " (resumed)" : "");
     }
     if (!s.skipped.empty()) std::printf("kept 16-bit: %zu linear layers (shapes)\n", s.skipped.size());
   }

@@ -1,5 +1,7 @@
 #include "io/file_util.h"
 
+#include <filesystem>
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -169,6 +171,13 @@ void write_file_atomic(const std::string& path, std::string_view content) {
   AtomicFileWriter w(path);
   w.write(content);
   w.commit();
+}
+
+uint64_t directory_bytes(const std::string& dir) {
+  uint64_t total = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) total += e.file_size();
+  return total;
 }
 
 }  // namespace omni

@@ -31,6 +31,8 @@ class MappedFile {
 std::string read_text_file(const std::string& path);
 bool file_exists(const std::string& path);
 uint64_t file_size(const std::string& path);
+// The bytes of every regular file under dir (recursively).
+uint64_t directory_bytes(const std::string& dir);
 
 // Writes a file so that it appears complete or not at all.
 class AtomicFileWriter {

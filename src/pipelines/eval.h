@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "core/tensor.h"
-#include "io/tokenizer.h"
+#include "io/tokenizers/tokenizer.h"
 #include "nn/causal_lm.h"
 
 namespace omni {

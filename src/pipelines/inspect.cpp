@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/file_util.h"
 #include "io/safetensors.h"
 #include "models/registry.h"
 #include "quant/layer_selection.h"
@@ -77,8 +78,7 @@ CheckpointInspection inspect_checkpoint(const std::string& dir) {
     }
   }
   c.safetensors_file_bytes = ckpt.total_file_bytes();
-  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
-    if (e.is_regular_file()) c.directory_bytes += e.file_size();
+  c.directory_bytes = directory_bytes(dir);
   return c;
 }
 

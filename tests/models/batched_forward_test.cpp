@@ -93,8 +93,8 @@ TEST_P(BatchedForward, EqualsSingleSequenceForwards) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, BatchedForward,
                          ::testing::Values("qwen3/untied", "qwen3/untied-w4a16", "qwen2/bias"),
-                         [](const auto& info) {
-                           std::string n = info.param;
+                         [](const auto& param_info) {
+                           std::string n = param_info.param;
                            for (char& c : n)
                              if (c == '-' || c == '/') c = '_';
                            return n;

@@ -112,7 +112,7 @@ std::vector<Case> cases() {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CausalLmGolden, ::testing::ValuesIn(cases()),
-                         [](const auto& info) { return case_name(info.param); });
+                         [](const auto& param_info) { return case_name(param_info.param); });
 
 }  // namespace
 }  // namespace omni

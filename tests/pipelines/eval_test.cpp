@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "io/tokenizer.h"
+#include "io/tokenizers/tokenizer.h"
 #include "backends/cpu/cpu_backend.h"
 #include "models/registry.h"
 #include "pipelines/eval.h"

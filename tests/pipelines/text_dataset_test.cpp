@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
-#include "io/tokenizer.h"
+#include "io/tokenizers/tokenizer.h"
 #include "pipelines/calibration_samples.h"
 #include "pipelines/text_dataset.h"
 

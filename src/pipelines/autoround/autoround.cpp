@@ -8,7 +8,7 @@
 #include "backends/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "io/tokenizer.h"
+#include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
 #include "pipelines/autoround/block_state.h"
 #include "pipelines/autoround/block_tuner.h"
@@ -28,7 +28,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 // Block 0's inputs for every calibration sample ([n, T, ...] per io name; for a decoder, the token embeddings).
 NamedTensors calibration_inputs(const std::string& model_dir, const SafetensorsCheckpoint& ckpt,
-                                const QuantizableModel& model, const AutoRoundOptions& opt,
+                                const QuantizableModel& model, const AutoRoundOptions& opt, Backend& backend,
                                 const std::function<void(const std::string&)>& log) {
   OMNI_CHECK(!opt.dataset.empty(), "a calibration dataset is needed (--dataset FILE)");
   const Tokenizer tokenizer = Tokenizer::from_dir(model_dir);
@@ -38,10 +38,11 @@ NamedTensors calibration_inputs(const std::string& model_dir, const SafetensorsC
   const std::vector<std::vector<int32_t>> samples =
       build_calibration_samples(tokenizer, texts, opt.nsamples, opt.seqlen, opt.seed,
                                 parse_calibration_policy(opt.calibration_policy), extras);
-  return model.calibration_inputs(ckpt, samples, cpu_backend());
+  return model.calibration_inputs(ckpt, samples, backend);
 }
 
-// Quantizes, tunes and freezes one block; returns its integer weights.
+// Tunes (AutoRound) or searches the scales of (optimized RTN) one block and freezes it; returns its integer
+// weights.
 FrozenBlock quantize_block(TuningContext& block, const QuantizableModel& model, int64_t b, QuantMethod method,
                            const NamedTensors& x_tune, const NamedTensors& y_ref, const NamedTensors& x_fp,
                            const AutoRoundOptions& opt, const std::function<void(int64_t, double, double)>& on_iter) {
@@ -50,11 +51,7 @@ FrozenBlock quantize_block(TuningContext& block, const QuantizableModel& model, 
   if (method == QuantMethod::AutoRound) {
     // Each block draws its mini-batches from its own stream, so a resumed run replays the same order.
     const auto mask = [&](int64_t B, int64_t T) { return model.loss_mask(B, T); };
-    const BlockTuningResult r =
-        tune_block(block, x_tune, y_ref, mask, opt, opt.seed + static_cast<uint64_t>(b), on_iter);
-    f.initial_loss = r.initial_loss;
-    f.best_loss = r.best_loss;
-    f.best_iter = r.best_iter;
+    f.tuning = tune_block(block, x_tune, y_ref, mask, opt, opt.seed + static_cast<uint64_t>(b), on_iter);
   }
   std::vector<std::vector<float>> importance;
   if (method == QuantMethod::OptimizedRtn) importance = collect_linear_importance(block, x_fp, opt.batch_size);
@@ -66,11 +63,9 @@ FrozenBlock quantize_block(TuningContext& block, const QuantizableModel& model, 
       if (method == QuantMethod::AutoRound)
         qm = quantize_matrix(w, l.out_features, l.in_features, l.spec.scheme,
                              {l.v.data(), l.alpha.data(), l.beta.data()});
-      else if (method == QuantMethod::OptimizedRtn)
+      else
         qm = quantize_matrix_optimized(w, l.out_features, l.in_features, l.spec.scheme,
                                        importance[static_cast<size_t>(i)].data());
-      else
-        qm = quantize_matrix(w, l.out_features, l.in_features, l.spec.scheme);
       f.weights[prefix + "." + l.name] = to_grouped_int_weight(qm);
     }
     ++i;
@@ -102,11 +97,9 @@ QuantizationConfig write_checkpoint(const std::string& model_dir, const std::str
   for (const std::string& s : skipped) cfg.extra_config.push_back(sixteen_bit_entry(s));
   // Tuning values are recorded (to_json drops those equal to the reference defaults).
   cfg.tuning["iters"] = method == QuantMethod::AutoRound ? opt.iters : 0;
-  if (method != QuantMethod::Rtn) {
-    cfg.tuning["nsamples"] = opt.nsamples;
-    cfg.tuning["seqlen"] = opt.seqlen;
-    cfg.tuning["seed"] = opt.seed;
-  }
+  cfg.tuning["nsamples"] = opt.nsamples;
+  cfg.tuning["seqlen"] = opt.seqlen;
+  cfg.tuning["seed"] = opt.seed;
   if (method == QuantMethod::AutoRound) {
     cfg.tuning["lr"] = opt.effective_lr();
     cfg.tuning["minmax_lr"] = opt.effective_minmax_lr();
@@ -135,13 +128,15 @@ QuantizationConfig write_checkpoint(const std::string& model_dir, const std::str
 }  // namespace
 
 AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::string& out_dir,
-                                    const AutoRoundOptions& opt, const AutoRoundCallbacks& cb) {
+                                    const AutoRoundOptions& opt, const AutoRoundCallbacks& cb, Backend* backend_or_null) {
+  Backend& backend = backend_or_null ? *backend_or_null : cpu_backend();
   const auto t_start = Clock::now();
   auto log = [&](const std::string& s) {
     if (cb.log) cb.log(s);
   };
   opt.scheme.validate();
-  OMNI_CHECK(opt.iters >= 0, "iters must be >= 0, found ", opt.iters);
+  OMNI_CHECK(opt.method != QuantMethod::AutoRound || opt.iters > 0, "AutoRound needs iters > 0, found ", opt.iters,
+             " (plain RTN is quantize_rtn_model)");
   OMNI_CHECK(opt.nsamples > 0 && opt.seqlen > 1, "nsamples must be > 0 and seqlen > 1");
   OMNI_CHECK(opt.batch_size > 0 && opt.grad_accum > 0, "batch size and gradient accumulation must be positive");
   OMNI_CHECK(opt.scheme.sym || opt.format == QuantizedCheckpointFormat::AutoGptq,
@@ -152,10 +147,9 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
 
   const std::unique_ptr<QuantizableModel> model = open_quantizable_model(model_dir);
   const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(model_dir);
-  const QuantMethod method = opt.iters == 0 && opt.method == QuantMethod::AutoRound ? QuantMethod::Rtn : opt.method;
-  const bool needs_data = method != QuantMethod::Rtn;
+  const QuantMethod method = opt.method;
 
-  BlockStateDir state(out_dir + ".partial", run_fingerprint(opt, model_dir));
+  BlockStateDir state(out_dir + ".partial", run_fingerprint(opt, model_dir, backend.name()));
   if (opt.resume) {
     state.open_for_resume();
     log("resuming from " + state.dir() + ": " + std::to_string(state.completed_blocks()) + " of " +
@@ -166,12 +160,10 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
 
   AutoRoundSummary summary;
   NamedTensors x_fp, x_q;  // the FP and quantized chains of block inputs (§1 step 2)
-  if (needs_data) {
-    x_fp = calibration_inputs(model_dir, ckpt, *model, opt, log);
-    for (const auto& [name, t] : x_fp.items()) x_q.set(name, opt.enable_quanted_input ? t.clone() : t);
-    const Tensor& first = x_fp.items().at(0).second;
-    summary.calibration_tokens = first.dim(0) * first.dim(1);
-  }
+  x_fp = calibration_inputs(model_dir, ckpt, *model, opt, backend, log);
+  for (const auto& [name, t] : x_fp.items()) x_q.set(name, opt.enable_quanted_input ? t.clone() : t);
+  const Tensor& first = x_fp.items().at(0).second;
+  summary.calibration_tokens = first.dim(0) * first.dim(1);
 
   const int64_t L = model->num_blocks();
   std::vector<QuantizedLinearOutput> quantized;
@@ -186,7 +178,7 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
         [&](const LinearDesc& d) {
           return LinearQuantSpec{has_quantizable_shape(d.out_features, d.in_features, opt.scheme), opt.scheme};
         },
-        cpu_backend());
+        backend);
 
     FrozenBlock frozen;
     const bool resumed = state.is_completed(b);
@@ -194,10 +186,8 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
     if (resumed) {
       frozen = state.load_block(b);
     } else {
-      if (needs_data) {
-        block.refresh_weights(TuningContext::WeightMode::Original);
-        y_ref = block_forward_all(block, x_fp, opt.batch_size);  // Y_ref = Block_fp(X_fp), also the next X_fp
-      }
+      block.refresh_weights(TuningContext::WeightMode::Original);
+      y_ref = block_forward_all(block, x_fp, opt.batch_size);  // Y_ref = Block_fp(X_fp), also the next X_fp
       auto on_iter = [&](int64_t t, double loss, double best) {
         if (!cb.progress) return;
         AutoRoundProgress p;
@@ -220,7 +210,7 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
       quantized.push_back({name, w, ckpt.contains(name + ".bias") ? ckpt.tensor(name + ".bias") : Tensor()});
 
     // Advance the chains: X_fp ← Block_fp(X_fp); X_q ← Block_q(X_q) with the frozen weights.
-    if (needs_data && b + 1 < L) {
+    if (b + 1 < L) {
       if (y_ref.items().empty()) {
         block.refresh_weights(TuningContext::WeightMode::Original);
         y_ref = block_forward_all(block, x_fp, opt.batch_size);
@@ -233,13 +223,13 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
       if (!opt.enable_quanted_input) x_q = x_fp;
     }
 
-    BlockTuningReport report{b, frozen.initial_loss, frozen.best_loss, frozen.best_iter, frozen.seconds, resumed};
+    BlockTuningReport report{b, frozen.tuning, frozen.seconds, resumed};
     summary.blocks.push_back(report);
     char line[256];
     if (method == QuantMethod::AutoRound)
       std::snprintf(line, sizeof line, "block %lld/%lld done: loss %.6g -> best %.6g (iter %lld), %.1f s%s",
-                    static_cast<long long>(b + 1), static_cast<long long>(L), report.initial_loss, report.best_loss,
-                    static_cast<long long>(report.best_iter), report.seconds, resumed ? " (resumed)" : "");
+                    static_cast<long long>(b + 1), static_cast<long long>(L), report.tuning.initial_loss,
+                    report.tuning.best_loss, static_cast<long long>(report.tuning.best_iter), report.seconds, resumed ? " (resumed)" : "");
     else
       std::snprintf(line, sizeof line, "block %lld/%lld done, %.1f s%s", static_cast<long long>(b + 1),
                     static_cast<long long>(L), report.seconds, resumed ? " (resumed)" : "");

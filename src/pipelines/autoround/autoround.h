@@ -1,7 +1,7 @@
 // The AutoRound quantizer (AUTOROUND.md §1): calibrate, then tune block by block with signed gradient descent
 // on the rounding offsets V and the clipping scales alpha/beta of every Linear, freeze the best snapshot, and
-// export an auto_round / auto_gptq checkpoint. iters = 0 (or method Rtn) gives RTN; OptimizedRtn searches the
-// scales against an importance matrix collected from the calibration data (§3).
+// export an auto_round / auto_gptq checkpoint. OptimizedRtn searches the scales against an importance matrix
+// collected from the calibration data (§3). Plain RTN needs no model run: quantize_rtn_model (below).
 //
 // Resumable: after each block its frozen result is written atomically to OUT_DIR.partial/; a run restarted with
 // resume = true reloads the finished blocks, recomputes the calibration chains through them (forward passes
@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "backends/backend.h"
 #include "pipelines/autoround/autoround_options.h"
+#include "pipelines/autoround/block_tuning_result.h"
 #include "quant/quant_config.h"
 #include "quant/rtn_checkpoint.h"
 
@@ -22,9 +24,7 @@ namespace omni {
 
 struct BlockTuningReport {
   int64_t block = 0;
-  double initial_loss = 0;  // loss of the first mini-batch at V = 0, alpha = beta = 1
-  double best_loss = 0;     // lowest mini-batch loss seen (the snapshot that was frozen)
-  int64_t best_iter = 0;
+  BlockTuningResult tuning;
   double seconds = 0;
   bool resumed = false;     // loaded from OUT_DIR.partial instead of tuned in this run
 };
@@ -43,7 +43,8 @@ struct AutoRoundCallbacks {
 };
 
 AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::string& out_dir,
-                                    const AutoRoundOptions& options, const AutoRoundCallbacks& callbacks = {});
+                                    const AutoRoundOptions& options, const AutoRoundCallbacks& callbacks = {},
+                                    Backend* backend = nullptr);  // null: the CPU backend
 
 // Model-free RTN of the checkpoint in model_dir: the architecture (from the registry) names the block lists and
 // the Linears to quantize; everything else in `options` is used as given.

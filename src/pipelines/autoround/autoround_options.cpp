@@ -4,6 +4,8 @@
 
 namespace omni {
 
+const char* quant_method_name(QuantMethod m) { return m == QuantMethod::AutoRound ? "autoround" : "rtn-opt"; }
+
 void AutoRoundOptions::apply_recipe(const std::string& name) {
   if (name == "default") return;
   if (name == "light") {

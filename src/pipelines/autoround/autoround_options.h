@@ -10,12 +10,13 @@
 
 namespace omni {
 
-enum class QuantMethod { AutoRound, Rtn, OptimizedRtn };
+enum class QuantMethod { AutoRound, OptimizedRtn };
+const char* quant_method_name(QuantMethod m);  // "autoround", "rtn-opt"
 
 struct AutoRoundOptions {
   QuantMethod method = QuantMethod::AutoRound;
   QuantScheme scheme;           // W4, group 128, full-range symmetric
-  int64_t iters = 200;          // 0 with AutoRound = RTN
+  int64_t iters = 200;          // > 0 for AutoRound (RTN is quantize_rtn_model)
   double lr = 0;                // 0: 1 / iters
   double minmax_lr = 0;         // 0: lr
   int64_t nsamples = 128;

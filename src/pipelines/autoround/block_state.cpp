@@ -70,9 +70,9 @@ void BlockStateDir::save_block(int64_t block, const FrozenBlock& frozen) {
     layers[name] = {{"bits", w.bits}, {"in", w.in_features}, {"out", w.out_features}, {"group", w.group_size}};
   }
   write_safetensors(block_path(block), tensors, {{"layers", layers.dump()}});
-  completed_[block] = {{"initial_loss", frozen.initial_loss},
-                       {"best_loss", frozen.best_loss},
-                       {"best_iter", frozen.best_iter},
+  completed_[block] = {{"initial_loss", frozen.tuning.initial_loss},
+                       {"best_loss", frozen.tuning.best_loss},
+                       {"best_iter", frozen.tuning.best_iter},
                        {"seconds", frozen.seconds}};
   write_state();  // only now is the block counted as done
 }
@@ -97,9 +97,9 @@ FrozenBlock BlockStateDir::load_block(int64_t block) const {
     f.weights[name] = std::move(w);
   }
   const nlohmann::json& r = completed_.at(block);
-  f.initial_loss = r.at("initial_loss").get<double>();
-  f.best_loss = r.at("best_loss").get<double>();
-  f.best_iter = r.at("best_iter").get<int64_t>();
+  f.tuning.initial_loss = r.at("initial_loss").get<double>();
+  f.tuning.best_loss = r.at("best_loss").get<double>();
+  f.tuning.best_iter = r.at("best_iter").get<int64_t>();
   f.seconds = r.at("seconds").get<double>();
   return f;
 }
@@ -109,9 +109,10 @@ void BlockStateDir::remove() {
   fs::remove_all(dir_, ec);
 }
 
-nlohmann::json run_fingerprint(const AutoRoundOptions& o, const std::string& model_dir) {
+nlohmann::json run_fingerprint(const AutoRoundOptions& o, const std::string& model_dir,
+                               const std::string& backend_name) {
   nlohmann::json j;
-  j["method"] = static_cast<int>(o.method);
+  j["method"] = quant_method_name(o.method);
   j["bits"] = o.scheme.bits;
   j["group_size"] = o.scheme.group_size;
   j["sym"] = o.scheme.sym;
@@ -126,12 +127,13 @@ nlohmann::json run_fingerprint(const AutoRoundOptions& o, const std::string& mod
   j["enable_quanted_input"] = o.enable_quanted_input;
   j["enable_minmax_tuning"] = o.enable_minmax_tuning;
   j["calibration_policy"] = o.calibration_policy;
-  j["format"] = static_cast<int>(o.format);
+  j["format"] = o.format == QuantizedCheckpointFormat::AutoGptq ? "auto_gptq" : "auto_round";
   j["dataset"] = o.dataset.empty() ? "" : fs::absolute(o.dataset).string();
   j["dataset_bytes"] = o.dataset.empty() || !file_exists(o.dataset) ? 0 : file_size(o.dataset);
   j["model_dir"] = fs::absolute(model_dir).string();
   j["model_config"] = read_text_file(model_dir + "/config.json");
   j["threads"] = num_threads();
+  j["backend"] = backend_name;  // another device rounds differently
   return j;
 }
 

@@ -13,13 +13,14 @@
 
 #include "backends/linear_weight.h"
 #include "pipelines/autoround/autoround_options.h"
+#include "pipelines/autoround/block_tuning_result.h"
 
 namespace omni {
 
 struct FrozenBlock {
   std::map<std::string, GroupedIntWeight> weights;  // full Linear name (no ".weight") → frozen weight
-  double initial_loss = 0, best_loss = 0, seconds = 0;
-  int64_t best_iter = 0;
+  BlockTuningResult tuning;  // zeros for a method without tuning
+  double seconds = 0;
 };
 
 class BlockStateDir {
@@ -46,8 +47,10 @@ class BlockStateDir {
   std::map<int64_t, nlohmann::json> completed_;  // block → report
 };
 
-// The fingerprint of a run: options that change the output, the model's config.json, the dataset's size, and the
-// thread count (reductions are split per thread, so bit-identical results need the same count).
-nlohmann::json run_fingerprint(const AutoRoundOptions& options, const std::string& model_dir);
+// The fingerprint of a run: options that change the output (by name), the model's config.json, the dataset's
+// size, the backend and the thread count (reductions are split per thread, so bit-identical results need the
+// same count).
+nlohmann::json run_fingerprint(const AutoRoundOptions& options, const std::string& model_dir,
+                               const std::string& backend_name);
 
 }  // namespace omni

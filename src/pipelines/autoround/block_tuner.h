@@ -8,15 +8,10 @@
 #include "core/rng.h"
 #include "core/tensor.h"
 #include "pipelines/autoround/autoround_options.h"
+#include "pipelines/autoround/block_tuning_result.h"
 #include "pipelines/autoround/tuning_context.h"
 
 namespace omni {
-
-struct BlockTuningResult {
-  double initial_loss = 0;  // loss of the first mini-batch at V = 0, alpha = beta = 1
-  double best_loss = 0;
-  int64_t best_iter = 0;
-};
 
 // The mini-batch order shared with tools/autoround_reference.py (see src/core/rng.h): a seeded shuffled index
 // list over the samples, reshuffled with the same generator when fewer than batch_size indices remain.

@@ -1,11 +1,11 @@
-#include "io/bpe.h"
+#include "io/tokenizers/bpe.h"
 
 #include <cstdio>
 #include <queue>
 
 #include "core/error.h"
-#include "io/byte_level.h"
-#include "io/utf8.h"
+#include "io/tokenizers/byte_level.h"
+#include "io/tokenizers/utf8.h"
 
 namespace omni {
 

@@ -1,6 +1,6 @@
 // Golden test of the C++ tokenizer against Hugging Face `tokenizers` on the shipped model's tokenizer.json
 // (fixtures from tools/make_tokenizer_fixtures.py), plus malformed-file errors and streaming decode.
-#include "io/tokenizer.h"
+#include "io/tokenizers/tokenizer.h"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "io/utf8.h"
+#include "io/tokenizers/utf8.h"
 
 namespace omni {
 namespace {

@@ -1,4 +1,4 @@
-#include "io/utf8.h"
+#include "io/tokenizers/utf8.h"
 
 namespace omni::utf8 {
 

@@ -1,10 +1,10 @@
-#include "io/regex_split.h"
+#include "io/tokenizers/regex_split.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
 #include "core/error.h"
-#include "io/utf8.h"
+#include "io/tokenizers/utf8.h"
 
 namespace omni {
 namespace {

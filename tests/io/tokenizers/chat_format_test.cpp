@@ -1,6 +1,6 @@
 // ChatML formatting checked against the shipped tokenizer_config.json chat_template as rendered by transformers
 // (tests/data/tokenizer/chat.jsonl from tools/make_tokenizer_fixtures.py), and the ids of the rendered prompt.
-#include "io/chat_format.h"
+#include "io/tokenizers/chat_format.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "io/tokenizer.h"
+#include "io/tokenizers/tokenizer.h"
 
 namespace omni {
 namespace {

@@ -1,4 +1,4 @@
-#include "io/unicode_normalize.h"
+#include "io/tokenizers/unicode_normalize.h"
 
 #include <unicode/unorm2.h>
 #include <unicode/ustring.h>

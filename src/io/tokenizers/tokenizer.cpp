@@ -1,4 +1,4 @@
-#include "io/tokenizer.h"
+#include "io/tokenizers/tokenizer.h"
 
 #include <algorithm>
 #include <array>
@@ -7,12 +7,12 @@
 #include <unordered_map>
 
 #include "core/error.h"
-#include "io/bpe.h"
-#include "io/byte_level.h"
+#include "io/tokenizers/bpe.h"
+#include "io/tokenizers/byte_level.h"
 #include "io/file_util.h"
-#include "io/regex_split.h"
-#include "io/unicode_normalize.h"
-#include "io/utf8.h"
+#include "io/tokenizers/regex_split.h"
+#include "io/tokenizers/unicode_normalize.h"
+#include "io/tokenizers/utf8.h"
 
 namespace omni {
 

@@ -1,4 +1,4 @@
-#include "io/chat_format.h"
+#include "io/tokenizers/chat_format.h"
 
 #include "core/error.h"
 

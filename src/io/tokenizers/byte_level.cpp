@@ -1,6 +1,6 @@
-#include "io/byte_level.h"
+#include "io/tokenizers/byte_level.h"
 
-#include "io/utf8.h"
+#include "io/tokenizers/utf8.h"
 
 namespace omni::byte_level {
 namespace {
