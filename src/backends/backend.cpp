@@ -102,6 +102,11 @@ const char* op_name(Op op) {
     case Op::CopyRows: return "copy_rows";
     case Op::Softmax: return "softmax";
     case Op::MaskedMseLoss: return "masked_mse_loss";
+    case Op::FakeQuant: return "fake_quant";
+    case Op::FakeQuantBackward: return "fake_quant_backward";
+    case Op::Clamp: return "clamp";
+    case Op::SignStep: return "sign_step";
+    case Op::Fill: return "fill";
   }
   return "?";
 }
@@ -413,6 +418,78 @@ double Backend::masked_mse_loss(const Tensor& y, const Tensor& ref, const Tensor
     require_shape(*dy, y.shape(), op, "dy");
   }
   return masked_mse_loss_impl(y, ref, mask, dy, dloss);
+}
+
+namespace {
+
+// w [N, K], v [N, K], alpha and beta [N, G] for the scheme, all F32: the shapes fake_quant and its backward share.
+void check_qdq_shapes(const Tensor& w, const Tensor& v, const Tensor& alpha, const Tensor& beta,
+                      const QuantScheme& scheme, const char* op) {
+  OMNI_CHECK(w.ndim() == 2 && w.dim(0) > 0 && w.dim(1) > 0, op, ": w expected [N, K], found ", shape_str(w.shape()));
+  const int64_t G = scheme.num_groups_for(w.dim(1));
+  require_shape(v, w.shape(), op, "v");
+  require_shape(alpha, {w.dim(0), G}, op, "alpha");
+  require_shape(beta, {w.dim(0), G}, op, "beta");
+}
+
+}  // namespace
+
+void Backend::fake_quant(Tensor& w_hat, const Tensor& w, const Tensor& v, const Tensor& alpha, const Tensor& beta,
+                         const QuantScheme& scheme) {
+  const char* op = "fake_quant";
+  scheme.validate();
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&w_hat, &w, &v, &alpha, &beta}) {
+    on_device(*t, op, "argument");
+    require_dtype(*t, DType::F32, op, "every argument");
+  }
+  require(Op::FakeQuant, DType::F32);
+  check_qdq_shapes(w, v, alpha, beta, scheme, op);
+  require_shape(w_hat, w.shape(), op, "w_hat");
+  fake_quant_impl(w_hat, w, v, alpha, beta, scheme);
+}
+
+void Backend::fake_quant_backward(Tensor& grad_v, Tensor& grad_alpha, Tensor& grad_beta, const Tensor& grad_w_hat,
+                                  const Tensor& w, const Tensor& v, const Tensor& alpha, const Tensor& beta,
+                                  const QuantScheme& scheme) {
+  const char* op = "fake_quant_backward";
+  scheme.validate();
+  for (const Tensor* t :
+       std::initializer_list<const Tensor*>{&grad_v, &grad_alpha, &grad_beta, &grad_w_hat, &w, &v, &alpha, &beta}) {
+    on_device(*t, op, "argument");
+    require_dtype(*t, DType::F32, op, "every argument");
+  }
+  require(Op::FakeQuantBackward, DType::F32);
+  check_qdq_shapes(w, v, alpha, beta, scheme, op);
+  require_shape(grad_w_hat, w.shape(), op, "grad_w_hat");
+  require_shape(grad_v, v.shape(), op, "grad_v");
+  require_shape(grad_alpha, alpha.shape(), op, "grad_alpha");
+  require_shape(grad_beta, beta.shape(), op, "grad_beta");
+  fake_quant_backward_impl(grad_v, grad_alpha, grad_beta, grad_w_hat, w, v, alpha, beta, scheme);
+}
+
+void Backend::clamp(Tensor& x, float lo, float hi) {
+  on_device(x, "clamp", "x");
+  require_dtype(x, DType::F32, "clamp", "x");
+  OMNI_CHECK(lo <= hi, "clamp: lo ", lo, " exceeds hi ", hi);
+  require(Op::Clamp, DType::F32);
+  clamp_impl(x, lo, hi);
+}
+
+void Backend::sign_step(Tensor& p, const Tensor& g, float lr) {
+  on_device(p, "sign_step", "p");
+  on_device(g, "sign_step", "g");
+  require_dtype(p, DType::F32, "sign_step", "p");
+  require_dtype(g, DType::F32, "sign_step", "g");
+  require_same_shape(p, g, "sign_step", "p", "g");
+  require(Op::SignStep, DType::F32);
+  sign_step_impl(p, g, lr);
+}
+
+void Backend::fill(Tensor& x, float value) {
+  on_device(x, "fill", "x");
+  require_dtype(x, DType::F32, "fill", "x");
+  require(Op::Fill, DType::F32);
+  fill_impl(x, value);
 }
 
 }  // namespace omni

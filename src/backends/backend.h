@@ -15,6 +15,7 @@
 #include <string>
 
 #include "backends/linear_weight.h"
+#include "backends/qdq_formula.h"
 #include "core/tensor.h"
 
 namespace omni {
@@ -32,6 +33,7 @@ class PreparedLinear {
 enum class Op {
   Linear, LinearDense, LinearBackward, Embedding, RmsNorm, RmsNormBackward, Rope, RopeBackward, Attention,
   AttentionBackward, SiluMul, SiluMulBackward, Add, Copy, CopyRows, Softmax, MaskedMseLoss,
+  FakeQuant, FakeQuantBackward, Clamp, SignStep, Fill,
 };
 const char* op_name(Op op);
 
@@ -129,6 +131,23 @@ class Backend {
   // Returns L; dy, if given, receives dloss · ∂L/∂y (0 on masked rows). Throws when no row counts.
   double masked_mse_loss(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy, double dloss);
 
+  // ---- AutoRound parameters (AUTOROUND.md §2), F32, with the formula of backends/qdq_formula.h ----
+  // w_hat [N, K] = QDQ(w; v, alpha, beta): groups of scheme.group_size along K; v [N, K]; alpha, beta [N, G]
+  // (clamped to [0, 1] as the formula does).
+  void fake_quant(Tensor& w_hat, const Tensor& w, const Tensor& v, const Tensor& alpha, const Tensor& beta,
+                  const QuantScheme& scheme);
+  // Adds the straight-through gradients of Ŵ to grad_v [N, K], grad_alpha, grad_beta [N, G] given
+  // grad_w_hat = ∂L/∂Ŵ [N, K] and what fake_quant took.
+  void fake_quant_backward(Tensor& grad_v, Tensor& grad_alpha, Tensor& grad_beta, const Tensor& grad_w_hat,
+                           const Tensor& w, const Tensor& v, const Tensor& alpha, const Tensor& beta,
+                           const QuantScheme& scheme);
+  // x = clamp(x, lo, hi) in place.
+  void clamp(Tensor& x, float lo, float hi);
+  // p −= lr · sign(g), sign(0) = 0 (the SignSGD step).
+  void sign_step(Tensor& p, const Tensor& g, float lr);
+  // Every element of x = value.
+  void fill(Tensor& x, float value);
+
  protected:
   virtual Tensor upload_impl(const Tensor& host) = 0;
   virtual Tensor download_impl(const Tensor& x) = 0;
@@ -156,6 +175,14 @@ class Backend {
                                       const Tensor& up) = 0;
   virtual double masked_mse_loss_impl(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy,
                                       double dloss) = 0;
+  virtual void fake_quant_impl(Tensor& w_hat, const Tensor& w, const Tensor& v, const Tensor& alpha,
+                               const Tensor& beta, const QuantScheme& scheme) = 0;
+  virtual void fake_quant_backward_impl(Tensor& grad_v, Tensor& grad_alpha, Tensor& grad_beta,
+                                        const Tensor& grad_w_hat, const Tensor& w, const Tensor& v,
+                                        const Tensor& alpha, const Tensor& beta, const QuantScheme& scheme) = 0;
+  virtual void clamp_impl(Tensor& x, float lo, float hi) = 0;
+  virtual void sign_step_impl(Tensor& p, const Tensor& g, float lr) = 0;
+  virtual void fill_impl(Tensor& x, float value) = 0;
 
  private:
   // Throws unless supports(op, dtype).

@@ -9,86 +9,12 @@
 
 namespace omni {
 
-void QuantScheme::validate() const {
-  OMNI_CHECK(bits == 2 || bits == 3 || bits == 4 || bits == 8, "quantization bits must be 2, 3, 4 or 8, found ",
-             bits);
-  OMNI_CHECK(group_size == -1 || group_size > 0, "quantization group_size must be -1 or positive, found ",
-             group_size);
-}
-
-int64_t QuantScheme::num_groups_for(int64_t in_features) const {
-  const int64_t g = group_size_for(in_features);
-  return g <= 0 ? 0 : (in_features + g - 1) / g;
-}
-
-void group_min_max(const float* w, int64_t n, float* wmin, float* wmax) {
-  float lo = 0.f, hi = 0.f;  // starting at 0 includes 0 in the range (§2)
-  for (int64_t j = 0; j < n; ++j) {
-    lo = std::min(lo, w[j]);
-    hi = std::max(hi, w[j]);
-  }
-  *wmin = lo;
-  *wmax = hi;
-}
-
-namespace {
-
-// f16 rounding of the scale, then the magnitude floor keeping the sign (a zero or −0 scale becomes +floor, as a
-// "s < 0 ? min(s, −floor) : max(s, floor)" clamp gives).
-float finish_scale(float raw, bool* floored) {
-  const float s = round_to_f16(raw);
-  const float floor_f16 = round_to_f16(kScaleFloor);
-  *floored = std::fabs(s) < kScaleFloor;
-  if (!*floored) return s;
-  return s < 0.f ? -floor_f16 : floor_f16;
-}
-
-}  // namespace
-
-GroupScale compute_group_scale(float wmin, float wmax, float alpha, float beta, const QuantScheme& scheme) {
-  alpha = std::clamp(alpha, 0.f, 1.f);
-  beta = std::clamp(beta, 0.f, 1.f);
-  GroupScale gs;
-  gs.wmin = wmin;
-  gs.wmax = wmax;
-  if (scheme.sym) {
-    const float maxq = static_cast<float>(scheme.sym_zero());
-    const float m = -(wmin * beta);  // magnitude of the negative extreme
-    const float M = wmax * alpha;    // positive extreme
-    // The dominant extreme maps to code −maxq; a tie goes to the positive side (negative scale).
-    gs.scale_from_max = !(M < m);
-    const float raw = gs.scale_from_max ? -M / maxq : m / maxq;
-    gs.scale = finish_scale(raw, &gs.floored);
-    gs.zero = scheme.sym_zero();
-  } else {
-    const float maxq = static_cast<float>(scheme.max_code());
-    const float lo = wmin * beta, hi = wmax * alpha;
-    const float s = round_to_f16((hi - lo) / maxq);
-    gs.floored = s < kScaleFloor;  // asym scales are never negative
-    gs.scale = gs.floored ? round_to_f16(kScaleFloor) : s;
-    // zp = round(−wmin'/s) lies in [0, maxq] up to the f16 rounding of s; the clamp only guards the u8 storage.
-    const float zp = std::nearbyint(-lo / gs.scale);
-    gs.zero = static_cast<int>(std::clamp(zp, 0.f, maxq));
-  }
-  return gs;
-}
-
 void quantize_group(const float* w, const float* v, int64_t n, const GroupScale& gs, const QuantScheme& scheme,
                     uint8_t* codes, uint8_t* in_range) {
-  const float max_code = static_cast<float>(scheme.max_code());
-  const float zero = static_cast<float>(gs.zero);
-  if (!v && !in_range) {  // the RTN case, kept branch-free so it vectorises
-    for (int64_t j = 0; j < n; ++j)
-      codes[j] = static_cast<uint8_t>(std::clamp(std::nearbyint(w[j] / gs.scale) + zero, 0.f, max_code));
-    return;
-  }
   for (int64_t j = 0; j < n; ++j) {
-    float x = w[j] / gs.scale;  // a true division, as the reference does, not a multiply by 1/s
-    if (v) x += v[j];
-    const float u = std::nearbyint(x) + zero;  // round half to even in the default rounding mode
-    const bool inside = u >= 0.f && u <= max_code;
+    bool inside = false;
+    codes[j] = static_cast<uint8_t>(qdq_code(w[j], v ? v[j] : 0.f, gs, scheme, &inside));
     if (in_range) in_range[j] = inside ? 1 : 0;
-    codes[j] = static_cast<uint8_t>(std::clamp(u, 0.f, max_code));
   }
 }
 

@@ -135,6 +135,12 @@ const Tolerance kTolerances[] = {
     {"grad:attention", Op::AttentionBackward, {}, kReduction, kBf16, kF16},
     {"grad:silu_mul", Op::SiluMulBackward, {}, kReduction, kBf16, kF16},
     {"grad:masked_mse_loss", Op::MaskedMseLoss, {}, kReduction, kBf16, kF16},
+    // AutoRound parameter ops: the shared QDQ formula (backends/qdq_formula.h) makes them exact on every backend.
+    {"fake_quant", Op::FakeQuant, {}, kExact, kExact, kExact},
+    {"fake_quant_backward", Op::FakeQuantBackward, {}, kExact, kExact, kExact},
+    {"clamp", Op::Clamp, {}, kExact, kExact, kExact},
+    {"sign_step", Op::SignStep, {}, kExact, kExact, kExact},
+    {"fill", Op::Fill, {}, kExact, kExact, kExact},
 };
 
 // (string_view by value: a reference parameter bound to a temporary makes g++ 13 warn -Wdangling-reference.)
@@ -152,7 +158,8 @@ constexpr Op kAllOps[] = {
     Op::Linear,    Op::LinearDense,       Op::LinearBackward,  Op::Embedding,       Op::RmsNorm,
     Op::RmsNormBackward, Op::Rope,        Op::RopeBackward,    Op::Attention,       Op::AttentionBackward,
     Op::SiluMul,   Op::SiluMulBackward,   Op::Add,             Op::Copy,            Op::CopyRows,
-    Op::Softmax,   Op::MaskedMseLoss,
+    Op::Softmax,   Op::MaskedMseLoss,     Op::FakeQuant,       Op::FakeQuantBackward, Op::Clamp,
+    Op::SignStep,  Op::Fill,
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -848,6 +855,117 @@ TEST_P(BackendOps, Softmax) {
       be().softmax(x.dev);  // in place
       c.compare("x", fetch(x.dev), ref::softmax(x.val, xs.back()));
     });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// AutoRound parameter ops. The reference applies the shared per-group formula element by element in its own
+// loop (grouping, indexing, clamping of alpha/beta), so any backend must agree with it exactly; quant/'s own
+// host implementation is checked against the CPU backend in tests/quant/fake_quant_ops_test.cpp.
+
+struct QdqShape {
+  int64_t N, K;
+  QuantScheme scheme;
+};
+const QdqShape kQdqShapes[] = {
+    {5, 96, {4, 32, true}}, {3, 67, {4, 32, false}}, {4, 128, {3, 64, true}}, {2, 40, {8, -1, false}},
+    {6, 64, {2, 16, true}},
+};
+
+std::string qdq_label(const QdqShape& s) {
+  return "w=[" + std::to_string(s.N) + ", " + std::to_string(s.K) + "] W" + std::to_string(s.scheme.bits) + " g" +
+         std::to_string(s.scheme.group_size) + (s.scheme.sym ? " sym" : " asym");
+}
+
+TEST_P(BackendOps, FakeQuant) {
+  for (const QdqShape& s : kQdqShapes)
+    run_case("fake_quant", qdq_label(s), [&](Case& c) {
+      const int64_t G = s.scheme.num_groups_for(s.K), g = s.scheme.group_size_for(s.K);
+      const Input w = input({s.N, s.K}, DType::F32, 0.05f), v = input({s.N, s.K}, DType::F32, 0.5f);
+      Input a = input({s.N, G}, DType::F32, 0.45f), b = input({s.N, G}, DType::F32, 0.45f);
+      for (Input* in : {&a, &b}) {  // shift to ±[0.4, 1.3]: some above 1 and some negative, which the formula clamps
+        for (int64_t i = 0; i < in->host.numel(); ++i) in->host.data<float>()[i] += 0.85f;
+        in->dev = to_dev(in->host);
+      }
+      Tensor w_hat = poisoned({s.N, s.K}, DType::F32);
+      be().fake_quant(w_hat, w.dev, v.dev, a.dev, b.dev, s.scheme);
+      Vec want(static_cast<size_t>(s.N * s.K));
+      const float *wp = w.host.data<float>(), *vp = v.host.data<float>();
+      for (int64_t r = 0; r < s.N; ++r)
+        for (int64_t gi = 0; gi < G; ++gi) {
+          const int64_t k0 = gi * g, n = std::min(g, s.K - k0);
+          float lo, hi;
+          group_min_max(wp + r * s.K + k0, n, &lo, &hi);
+          const GroupScale gs = compute_group_scale(lo, hi, a.host.data<float>()[r * G + gi],
+                                                    b.host.data<float>()[r * G + gi], s.scheme);
+          for (int64_t j = 0; j < n; ++j) {
+            bool inside = false;
+            const int64_t at = r * s.K + k0 + j;
+            want[static_cast<size_t>(at)] = dequantize_code(qdq_code(wp[at], vp[at], gs, s.scheme, &inside), gs);
+          }
+        }
+      c.compare("w_hat", fetch(w_hat), want);
+    });
+}
+
+TEST_P(BackendOps, FakeQuantBackward) {
+  for (const QdqShape& s : kQdqShapes)
+    run_case("fake_quant_backward", qdq_label(s), [&](Case& c) {
+      const int64_t G = s.scheme.num_groups_for(s.K), g = s.scheme.group_size_for(s.K);
+      const Input w = input({s.N, s.K}, DType::F32, 0.05f), v = input({s.N, s.K}, DType::F32, 0.5f);
+      const Input a = input({s.N, G}, DType::F32, 1.0f), b = input({s.N, G}, DType::F32, 1.0f);
+      const Input gw = input({s.N, s.K}, DType::F32);
+      // Gradients accumulate: start from random values.
+      Input gv = input({s.N, s.K}, DType::F32), ga = input({s.N, G}, DType::F32), gb = input({s.N, G}, DType::F32);
+      Vec want_v = gv.val, want_a = ga.val, want_b = gb.val;
+      be().fake_quant_backward(gv.dev, ga.dev, gb.dev, gw.dev, w.dev, v.dev, a.dev, b.dev, s.scheme);
+      std::vector<float> dv(static_cast<size_t>(s.K));
+      for (int64_t r = 0; r < s.N; ++r)
+        for (int64_t gi = 0; gi < G; ++gi) {
+          const int64_t k0 = gi * g, n = std::min(g, s.K - k0), at = r * s.K + k0, gix = r * G + gi;
+          for (int64_t j = 0; j < n; ++j) dv[static_cast<size_t>(j)] = gv.host.data<float>()[at + j];
+          float da = 0.f, db = 0.f;
+          qdq_group_backward(w.host.data<float>() + at, v.host.data<float>() + at, gw.host.data<float>() + at, n,
+                             a.host.data<float>()[gix], b.host.data<float>()[gix], s.scheme, dv.data(), &da, &db);
+          for (int64_t j = 0; j < n; ++j) want_v[static_cast<size_t>(at + j)] = dv[static_cast<size_t>(j)];
+          want_a[static_cast<size_t>(gix)] = static_cast<float>(ga.host.data<float>()[gix] + da);
+          want_b[static_cast<size_t>(gix)] = static_cast<float>(gb.host.data<float>()[gix] + db);
+        }
+      c.compare("grad_v", fetch(gv.dev), want_v);
+      c.compare("grad_alpha", fetch(ga.dev), want_a);
+      c.compare("grad_beta", fetch(gb.dev), want_b);
+    });
+}
+
+TEST_P(BackendOps, ClampSignStepFill) {
+  const Shape shapes[] = {{5, 67}, {1}, {3, 4, 33}};
+  for (const Shape& xs : shapes) {
+    run_case("clamp", "x=" + dims(xs), [&](Case& c) {
+      Input x = input(xs, DType::F32, 2.0f);
+      be().clamp(x.dev, -0.5f, 1.0f);
+      Vec want = x.val;
+      for (double& e : want) e = std::min(1.0, std::max(-0.5, e));
+      c.compare("x", fetch(x.dev), want);
+    });
+    run_case("sign_step", "p=" + dims(xs), [&](Case& c) {
+      Input p = input(xs, DType::F32);
+      Input g = input(xs, DType::F32);
+      g.host.data<float>()[0] = 0.f;  // sign(0) = 0: the parameter stays
+      g.dev = to_dev(g.host);
+      const float lr = 0.003f;
+      be().sign_step(p.dev, g.dev, lr);
+      Vec want = p.val;
+      for (size_t i = 0; i < want.size(); ++i) {
+        const float gi = g.host.data<float>()[i];
+        want[i] = static_cast<float>(p.host.data<float>()[i] - lr * static_cast<float>((gi > 0.f) - (gi < 0.f)));
+      }
+      c.compare("p", fetch(p.dev), want);
+    });
+    run_case("fill", "x=" + dims(xs), [&](Case& c) {
+      Tensor x = poisoned(xs, DType::F32);
+      be().fill(x, 0.75f);
+      c.compare("x", fetch(x), Vec(static_cast<size_t>(shape_numel(xs)), 0.75));
+    });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------

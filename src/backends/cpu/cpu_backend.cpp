@@ -76,6 +76,7 @@ bool CpuBackend::supports(Op op, DType dtype) const {
     case Op::Softmax: return is_activation_dtype(dtype);
     case Op::Copy:
     case Op::CopyRows: return true;
+    case Op::Fill: return dtype == DType::F32;
     default: return dtype == DType::F32;  // training ops
   }
 }

@@ -58,6 +58,16 @@ class CpuBackend : public Backend {
                               const Tensor& up) override;
   double masked_mse_loss_impl(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy,
                               double dloss) override;
+
+  // AutoRound parameter ops (cpu_backend_autoround.cpp).
+  void fake_quant_impl(Tensor& w_hat, const Tensor& w, const Tensor& v, const Tensor& alpha, const Tensor& beta,
+                       const QuantScheme& scheme) override;
+  void fake_quant_backward_impl(Tensor& grad_v, Tensor& grad_alpha, Tensor& grad_beta, const Tensor& grad_w_hat,
+                                const Tensor& w, const Tensor& v, const Tensor& alpha, const Tensor& beta,
+                                const QuantScheme& scheme) override;
+  void clamp_impl(Tensor& x, float lo, float hi) override;
+  void sign_step_impl(Tensor& p, const Tensor& g, float lr) override;
+  void fill_impl(Tensor& x, float value) override;
 };
 
 // The process-wide CPU backend with F32 activations (tools and tests that need no other).

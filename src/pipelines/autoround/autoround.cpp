@@ -55,14 +55,18 @@ FrozenBlock quantize_block(TuningContext& block, const QuantizableModel& model, 
   }
   std::vector<std::vector<float>> importance;
   if (method == QuantMethod::OptimizedRtn) importance = collect_linear_importance(block, x_fp, opt.batch_size);
+  Backend& be = block.backend();
   int i = 0;
   for (TunableLinear& l : block.linears()) {
     if (l.spec.quantize) {
-      const float* w = l.weight.data();
+      const Tensor w_host = be.download(l.weight);  // the final values, read back once
+      const float* w = w_host.data<float>();
       QuantizedMatrix qm;
-      if (method == QuantMethod::AutoRound)
+      if (method == QuantMethod::AutoRound) {
+        const Tensor v = be.download(l.v), alpha = be.download(l.alpha), beta = be.download(l.beta);
         qm = quantize_matrix(w, l.out_features, l.in_features, l.spec.scheme,
-                             {l.v.data(), l.alpha.data(), l.beta.data()});
+                             {v.data<float>(), alpha.data<float>(), beta.data<float>()});
+      }
       else
         qm = quantize_matrix_optimized(w, l.out_features, l.in_features, l.spec.scheme,
                                        importance[static_cast<size_t>(i)].data());
@@ -75,13 +79,12 @@ FrozenBlock quantize_block(TuningContext& block, const QuantizableModel& model, 
 
 // Sets every quantized Linear of the block to its frozen Ŵ (the dequantized stored weight).
 void use_frozen_weights(TuningContext& block, const std::string& prefix, const FrozenBlock& f) {
-  block.refresh_weights(TuningContext::WeightMode::Original);
-  for (TunableLinear& l : block.linears()) {
+  std::vector<std::pair<std::string, Tensor>> weights;
+  for (const TunableLinear& l : block.linears()) {
     const auto it = f.weights.find(prefix + "." + l.name);
-    if (it == f.weights.end()) continue;
-    const Tensor w = dequantize_grouped_int_weight(it->second);
-    l.weight_used.assign(w.data<float>(), w.data<float>() + w.numel());
+    if (it != f.weights.end()) weights.emplace_back(l.name, dequantize_grouped_int_weight(it->second));
   }
+  block.use_weights(weights);
 }
 
 QuantizationConfig write_checkpoint(const std::string& model_dir, const std::string& out_dir,
@@ -202,7 +205,12 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
         p.eta_seconds = p.elapsed_seconds / done * (static_cast<double>(L) - done);
         cb.progress(p);
       };
-      frozen = quantize_block(block, *model, b, method, opt.enable_quanted_input ? x_q : x_fp, y_ref, x_fp, opt, on_iter);
+      try {
+        frozen = quantize_block(block, *model, b, method, opt.enable_quanted_input ? x_q : x_fp, y_ref, x_fp, opt,
+                                on_iter);
+      } catch (const Error&) {
+        rethrow_with_context("block " + prefix);
+      }
       frozen.seconds = seconds_since(t_block);
       state.save_block(b, frozen);
     }

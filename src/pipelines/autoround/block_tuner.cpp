@@ -1,6 +1,7 @@
 #include "pipelines/autoround/block_tuner.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -63,37 +64,35 @@ NamedTensors block_forward_all(TuningContext& ctx, const NamedTensors& inputs, i
 
 namespace {
 
-struct Snapshot {
-  std::vector<std::vector<float>> v, alpha, beta;
+// The best V/alpha/beta so far, in backend buffers allocated once per block.
+class Snapshot {
+ public:
+  explicit Snapshot(TuningContext& ctx) : be_(ctx.backend()) {
+    for (const TunableLinear& l : ctx.linears()) {
+      if (!l.spec.quantize) continue;
+      for (const Tensor* t : {&l.v, &l.alpha, &l.beta}) saved_.push_back(be_.alloc(t->shape(), DType::F32));
+    }
+  }
+  void take(TuningContext& ctx) { copy(ctx, /*save=*/true); }
+  void restore(TuningContext& ctx) { copy(ctx, /*save=*/false); }
+
+ private:
+  void copy(TuningContext& ctx, bool save) {
+    size_t i = 0;
+    for (TunableLinear& l : ctx.linears()) {
+      if (!l.spec.quantize) continue;
+      for (Tensor* t : {&l.v, &l.alpha, &l.beta}) {
+        Tensor& s = saved_[i++];
+        if (save)
+          be_.copy(s, *t);
+        else
+          be_.copy(*t, s);
+      }
+    }
+  }
+  Backend& be_;
+  std::vector<Tensor> saved_;
 };
-
-Snapshot take_snapshot(const TuningContext& ctx) {
-  Snapshot s;
-  for (const TunableLinear& l : ctx.linears()) {
-    s.v.push_back(l.v);
-    s.alpha.push_back(l.alpha);
-    s.beta.push_back(l.beta);
-  }
-  return s;
-}
-
-void restore_snapshot(TuningContext& ctx, Snapshot&& s) {
-  size_t i = 0;
-  for (TunableLinear& l : ctx.linears()) {
-    l.v = std::move(s.v[i]);
-    l.alpha = std::move(s.alpha[i]);
-    l.beta = std::move(s.beta[i]);
-    ++i;
-  }
-}
-
-// p ← p − lr · sign(g), sign(0) = 0.
-void sign_step(std::vector<float>& p, const std::vector<float>& g, float lr) {
-  const size_t n = p.size();
-  float* pp = p.data();
-  const float* gg = g.data();
-  for (size_t i = 0; i < n; ++i) pp[i] -= lr * static_cast<float>((gg[i] > 0.f) - (gg[i] < 0.f));
-}
 
 }  // namespace
 
@@ -116,7 +115,7 @@ BlockTuningResult tune_block(TuningContext& ctx, const NamedTensors& inputs, con
 
   BlockTuningResult r;
   r.best_loss = std::numeric_limits<double>::infinity();
-  Snapshot best;
+  Snapshot best(ctx);
   NamedTensors dy;
   for (const std::string& name : names) {
     Shape s = inputs.at(name).shape();
@@ -138,25 +137,27 @@ BlockTuningResult tune_block(TuningContext& ctx, const NamedTensors& inputs, con
       ctx.backward(dy);
     }
     loss /= static_cast<double>(opt.grad_accum);
+    OMNI_CHECK(std::isfinite(loss), "the block loss is ", loss, " at iteration ", t,
+               ": the block's weights or its inputs hold NaN or Inf");
     if (t == 0) r.initial_loss = loss;
     if (loss < r.best_loss) {  // snapshot before the update: these parameters produced this loss
       r.best_loss = loss;
       r.best_iter = t;
-      best = take_snapshot(ctx);
+      best.take(ctx);
     }
     const double decay = 1.0 - static_cast<double>(t) / static_cast<double>(opt.iters);
     const auto lr_t = static_cast<float>(lr * decay), mm_t = static_cast<float>(minmax_lr * decay);
     for (TunableLinear& l : ctx.linears()) {
       if (!l.spec.quantize) continue;
-      sign_step(l.v, l.grad_v, lr_t);
+      be.sign_step(l.v, l.grad_v, lr_t);
       if (opt.enable_minmax_tuning) {
-        sign_step(l.alpha, l.grad_alpha, mm_t);
-        sign_step(l.beta, l.grad_beta, mm_t);
+        be.sign_step(l.alpha, l.grad_alpha, mm_t);
+        be.sign_step(l.beta, l.grad_beta, mm_t);
       }
     }
     if (on_iter) on_iter(t, loss, r.best_loss);
   }
-  if (opt.iters > 0) restore_snapshot(ctx, std::move(best));
+  if (opt.iters > 0) best.restore(ctx);
   return r;
 }
 

@@ -3,19 +3,17 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "quant/qdq_grad.h"
 
 namespace omni {
 namespace {
 
-std::vector<float> to_f32_vector(const Tensor& t, const std::string& name, const Shape& shape) {
+// A checkpoint tensor as F32 on the host, dtype and shape checked.
+Tensor to_f32(const Tensor& t, const std::string& name, const Shape& shape) {
   OMNI_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::BF16 || t.dtype() == DType::F16, "block tensor \"",
              name, "\" has dtype ", dtype_name(t.dtype()), ", expected F32, BF16 or F16");
   OMNI_CHECK(t.shape() == shape, "block tensor \"", name, "\" has shape ", shape_str(t.shape()), ", expected ",
              shape_str(shape));
-  const Tensor f = t.dtype() == DType::F32 ? t : t.to(DType::F32);
-  const float* p = f.data<float>();
-  return std::vector<float>(p, p + f.numel());
+  return t.to(DType::F32);  // a copy: the context owns its weights
 }
 
 // [B, T, rest...] -> [B·T, rest...]
@@ -32,8 +30,7 @@ TuningContext::TuningContext(const Block& block, const std::string& prefix, cons
     : block_(block), be_(backend) {
   for (const ParamDesc& p : block.params()) {
     const std::string name = prefix + "." + p.name;
-    std::vector<float> v = to_f32_vector(get(name), name, p.shape);
-    params_[p.name] = be_.upload(Tensor::from_f32(v, p.shape));
+    params_[p.name] = be_.upload(to_f32(get(name), name, p.shape));
   }
   for (const LinearDesc& d : block.linears()) {
     TunableLinear L;
@@ -42,31 +39,33 @@ TuningContext::TuningContext(const Block& block, const std::string& prefix, cons
     L.in_features = d.in_features;
     L.spec = spec_of(d);
     const std::string w = prefix + "." + d.name + ".weight";
-    L.weight = to_f32_vector(get(w), w, {d.out_features, d.in_features});
+    L.weight = be_.upload(to_f32(get(w), w, {d.out_features, d.in_features}));
     if (d.has_bias) {
       const std::string b = prefix + "." + d.name + ".bias";
-      L.bias = to_f32_vector(get(b), b, {d.out_features});
+      L.bias = be_.upload(to_f32(get(b), b, {d.out_features}));
     }
     L.weight_used = L.weight;
     if (L.spec.quantize) {
       L.spec.scheme.validate();
       L.groups = L.spec.scheme.num_groups_for(L.in_features);
-      const int64_t n = L.out_features * L.in_features;
-      L.v.assign(static_cast<size_t>(n), 0.f);
-      L.alpha.assign(static_cast<size_t>(L.out_features * L.groups), 1.f);
-      L.beta = L.alpha;
-      L.grad_v.assign(L.v.size(), 0.f);
-      L.grad_alpha.assign(L.alpha.size(), 0.f);
-      L.grad_beta.assign(L.beta.size(), 0.f);
+      const Shape nk = {L.out_features, L.in_features}, ng = {L.out_features, L.groups};
+      L.v = filled(nk, 0.f);
+      L.alpha = filled(ng, 1.f);
+      L.beta = filled(ng, 1.f);
+      L.grad_v = filled(nk, 0.f);
+      L.grad_alpha = filled(ng, 0.f);
+      L.grad_beta = filled(ng, 0.f);
+      L.w_hat = be_.alloc(nk, DType::F32);
     }
     linears_.push_back(std::move(L));
   }
   forward_w_.resize(linears_.size());
-  device_w_.resize(linears_.size());
-  bias_.resize(linears_.size());
-  for (size_t i = 0; i < linears_.size(); ++i)
-    if (!linears_[i].bias.empty())
-      bias_[i] = be_.upload(Tensor::from_f32(linears_[i].bias, {linears_[i].out_features}));
+}
+
+Tensor TuningContext::filled(const Shape& shape, float value) {
+  Tensor t = be_.alloc(shape, DType::F32);
+  be_.fill(t, value);
+  return t;
 }
 
 size_t TuningContext::index_of(std::string_view name) const {
@@ -92,14 +91,6 @@ const Tensor& TuningContext::param(std::string_view name) {
   return it->second;
 }
 
-Tensor TuningContext::to_backend(std::vector<float>& v, const Shape& shape, Tensor& device_copy) {
-  Tensor host = Tensor::borrow(v.data(), shape, DType::F32, nullptr);
-  if (be_.device().is_cpu()) return host;
-  if (!device_copy.defined() || device_copy.shape() != shape) device_copy = be_.alloc(shape, DType::F32);
-  be_.copy_from_cpu(device_copy, host);
-  return device_copy;
-}
-
 void TuningContext::refresh_weights(WeightMode mode) {
   mode_ = mode;
   for (auto& L : linears_) {
@@ -107,19 +98,30 @@ void TuningContext::refresh_weights(WeightMode mode) {
       L.weight_used = L.weight;
       continue;
     }
-    for (auto& a : L.alpha) a = std::clamp(a, 0.f, 1.f);
-    for (auto& b : L.beta) b = std::clamp(b, 0.f, 1.f);
-    L.weight_used = fake_quantize(L.weight.data(), L.out_features, L.in_features, L.spec.scheme,
-                                  {L.v.data(), L.alpha.data(), L.beta.data()});
+    be_.clamp(L.alpha, 0.f, 1.f);
+    be_.clamp(L.beta, 0.f, 1.f);
+    be_.fake_quant(L.w_hat, L.weight, L.v, L.alpha, L.beta, L.spec.scheme);
+    L.weight_used = L.w_hat;
   }
   saved_ = false;  // saved activations belong to the old weights
 }
 
+void TuningContext::use_weights(const std::vector<std::pair<std::string, Tensor>>& weights) {
+  refresh_weights(WeightMode::Original);
+  for (const auto& [name, w] : weights) {
+    TunableLinear& L = linear(name);
+    OMNI_CHECK(L.spec.quantize, "TuningContext::use_weights: Linear \"", name, "\" is not quantized");
+    be_.copy_from_cpu(L.w_hat, w.view(L.w_hat.shape()));
+    L.weight_used = L.w_hat;
+  }
+}
+
 void TuningContext::zero_grads() {
   for (auto& L : linears_) {
-    std::fill(L.grad_v.begin(), L.grad_v.end(), 0.f);
-    std::fill(L.grad_alpha.begin(), L.grad_alpha.end(), 0.f);
-    std::fill(L.grad_beta.begin(), L.grad_beta.end(), 0.f);
+    if (!L.spec.quantize) continue;
+    be_.fill(L.grad_v, 0.f);
+    be_.fill(L.grad_alpha, 0.f);
+    be_.fill(L.grad_beta, 0.f);
   }
 }
 
@@ -149,10 +151,7 @@ NamedTensors TuningContext::forward(const NamedTensors& in, bool save_activation
   saved_ = false;
   linear_inputs_.clear();
   // The weights as they are now; backward() uses the same tensors.
-  for (size_t i = 0; i < linears_.size(); ++i) {
-    TunableLinear& L = linears_[i];
-    forward_w_[i] = to_backend(L.weight_used, {L.out_features, L.in_features}, device_w_[i]);
-  }
+  for (size_t i = 0; i < linears_.size(); ++i) forward_w_[i] = linears_[i].weight_used;
   NamedTensors rows_in, rows_out;
   for (const std::string& n : names) {
     const Tensor& x = in.at(n);
@@ -172,7 +171,8 @@ NamedTensors TuningContext::forward(const NamedTensors& in, bool save_activation
 void TuningContext::linear(std::string_view name, Tensor& y, const Tensor& x) {
   const size_t i = index_of(name);
   linear_inputs_[std::string(name)] = x;
-  be_.linear_dense(y, x, forward_w_[i], bias_[i].defined() ? &bias_[i] : nullptr);
+  const Tensor& bias = linears_[i].bias;
+  be_.linear_dense(y, x, forward_w_[i], bias.defined() ? &bias : nullptr);
 }
 
 void TuningContext::linear_backward(std::string_view name, Tensor* dx, const Tensor& dy, const Tensor& x,
@@ -188,10 +188,7 @@ void TuningContext::linear_backward(std::string_view name, Tensor* dx, const Ten
   }
   be_.linear_backward(dx, want_params ? &gw : nullptr, dy, x, forward_w_[i], accumulate_dx, false);
   if (!want_params) return;
-  const Tensor g = be_.download(gw);
-  fake_quant_backward(L.weight.data(), L.out_features, L.in_features, L.spec.scheme,
-                      {L.v.data(), L.alpha.data(), L.beta.data()}, g.data<float>(), L.grad_v.data(),
-                      L.grad_alpha.data(), L.grad_beta.data());
+  be_.fake_quant_backward(L.grad_v, L.grad_alpha, L.grad_beta, gw, L.weight, L.v, L.alpha, L.beta, L.spec.scheme);
 }
 
 void TuningContext::attention(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, Tensor* lse) {

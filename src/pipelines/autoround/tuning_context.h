@@ -14,9 +14,10 @@
 //   ctx.backward(dy);
 //   ... sign step on linear(i).v / alpha / beta using grad_v / grad_alpha / grad_beta ...
 //
-// The AutoRound state (W, V, alpha, beta, gradients, Ŵ) is in host vectors where quant/ computes QDQ and its
-// STE backward; Ŵ is handed to the backend each forward (borrowed on a host backend) and ∂L/∂Ŵ comes back.
-// Moving this state into backend buffers with fake-quant as backend ops is the CUDA issue's next step.
+// The AutoRound state (W, V, alpha, beta, their gradients, Ŵ) lives in backend buffers and is updated by backend
+// ops (fake_quant, fake_quant_backward, clamp, sign_step): nothing crosses to the host during tuning but the
+// block's inputs, outputs and the loss. Freezing reads the final V/alpha/beta back once (download(), zero-copy
+// on the CPU).
 #pragma once
 
 #include <functional>
@@ -37,16 +38,18 @@ struct LinearQuantSpec {
   QuantScheme scheme;
 };
 
-// A Linear of the block with its AutoRound state. All arrays row-major; G = scheme.num_groups_for(in_features).
+// A Linear of the block with its AutoRound state, F32 tensors on the context's backend, row-major;
+// G = scheme.num_groups_for(in_features). v, alpha, beta and their gradients exist for quantized Linears only.
 struct TunableLinear {
   std::string name;  // relative to the block prefix, e.g. "self_attn.q_proj"
   int64_t out_features = 0, in_features = 0, groups = 0;
   LinearQuantSpec spec;
-  std::vector<float> weight;                        // W [N, K], original
-  std::vector<float> bias;                          // [N] or empty; not tuned
-  std::vector<float> v, alpha, beta;                // [N, K], [N, G], [N, G]; 0 / 1 / 1 at construction
-  std::vector<float> grad_v, grad_alpha, grad_beta; // same shapes; accumulated by backward()
-  std::vector<float> weight_used;                   // [N, K]: Ŵ or W, whatever refresh_weights() chose
+  Tensor weight;                        // W [N, K], original
+  Tensor bias;                          // [N] or undefined; not tuned
+  Tensor v, alpha, beta;                // [N, K], [N, G], [N, G]; 0 / 1 / 1 at construction
+  Tensor grad_v, grad_alpha, grad_beta; // same shapes; accumulated by backward()
+  Tensor weight_used;                   // [N, K]: what the forward multiplies by (Ŵ, or W itself)
+  Tensor w_hat;                         // [N, K]: the buffer Ŵ is computed into
 };
 
 // Reads a tensor by its full checkpoint name (a checkpoint's tensor(), or a test fixture).
@@ -69,6 +72,9 @@ class TuningContext : public BlockContext {
 
   // FakeQuant: clamps alpha and beta of every quantized Linear to [0, 1] in place, then recomputes Ŵ.
   void refresh_weights(WeightMode mode);
+  // Original mode, with the quantized Linears at the given dequantized weights (CPU F32 [N, K] by name): the
+  // block as frozen, to advance the quantized chain.
+  void use_weights(const std::vector<std::pair<std::string, Tensor>>& weights);
   WeightMode weight_mode() const { return mode_; }
 
   // in: CPU F32 [B, T, ...] per io name of the block. Returns the outputs, CPU F32 of the same shapes. With
@@ -106,8 +112,7 @@ class TuningContext : public BlockContext {
   size_t index_of(std::string_view name) const;
   // Sets B, T, the positions and the attention rows for a micro-batch.
   void set_batch(int64_t B, int64_t T);
-  // `v` as a tensor on the backend: borrowed on a host backend, else copied into device_copy.
-  Tensor to_backend(std::vector<float>& v, const Shape& shape, Tensor& device_copy);
+  Tensor filled(const Shape& shape, float value);
 
   const Block& block_;
   Backend& be_;
@@ -115,7 +120,7 @@ class TuningContext : public BlockContext {
   std::map<std::string, Tensor, std::less<>> params_;
   std::map<std::string, Tensor, std::less<>> buffers_;
   std::map<std::string, Tensor, std::less<>> linear_inputs_;  // the x each Linear read in the last forward
-  std::vector<Tensor> forward_w_, device_w_, bias_;  // per Linear: Ŵ of the last forward (and its device copy), bias
+  std::vector<Tensor> forward_w_;  // per Linear: the weight the last forward multiplied by
   Tensor scratch_grad_w_;
   WeightMode mode_ = WeightMode::Original;
   int64_t B_ = 0, T_ = 0;
