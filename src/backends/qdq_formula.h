@@ -64,6 +64,16 @@ OMNI_HD inline float round_half_even(float x) {
 #endif
 }
 
+// A product that is never fused with a following add (nvcc contracts a·b + c into an FMA by default, the host
+// compiler in ISO C++ mode does not): the formula rounds every product, on both sides.
+OMNI_HD inline float mul(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
 }  // namespace qdq
 
 // min(min_j w_j, 0) and max(max_j w_j, 0) over n elements (starting at 0 includes 0 in the range, §2).
@@ -89,8 +99,8 @@ OMNI_HD inline GroupScale compute_group_scale(float wmin, float wmax, float alph
   const float floor_f16 = round_to_f16(kScaleFloor);
   if (scheme.sym) {
     const float maxq = static_cast<float>(scheme.sym_zero());
-    const float m = -(wmin * beta);  // magnitude of the negative extreme
-    const float M = wmax * alpha;    // positive extreme
+    const float m = -qdq::mul(wmin, beta);  // magnitude of the negative extreme
+    const float M = qdq::mul(wmax, alpha);  // positive extreme
     // The dominant extreme maps to code −maxq; a tie goes to the positive side (negative scale).
     gs.scale_from_max = !(M < m);
     // f16 rounding of the scale, then the magnitude floor keeping the sign (a zero or −0 scale becomes +floor,
@@ -101,7 +111,7 @@ OMNI_HD inline GroupScale compute_group_scale(float wmin, float wmax, float alph
     gs.zero = scheme.sym_zero();
   } else {
     const float maxq = static_cast<float>(scheme.max_code());
-    const float lo = wmin * beta, hi = wmax * alpha;
+    const float lo = qdq::mul(wmin, beta), hi = qdq::mul(wmax, alpha);
     const float s = round_to_f16((hi - lo) / maxq);
     gs.floored = s < kScaleFloor;  // asym scales are never negative
     gs.scale = gs.floored ? floor_f16 : s;
@@ -123,7 +133,7 @@ OMNI_HD inline int qdq_code(float w, float v, const GroupScale& gs, const QuantS
 }
 
 OMNI_HD inline float dequantize_code(int code, const GroupScale& gs) {
-  return gs.scale * static_cast<float>(code - gs.zero);
+  return qdq::mul(gs.scale, static_cast<float>(code - gs.zero));
 }
 
 // The STE gradients of one group of n elements (qdq_grad.h has the derivation): adds G_j · s · in_j to grad_v[j]
@@ -139,7 +149,7 @@ OMNI_HD inline void qdq_group_backward(const float* w, const float* v, const flo
   group_min_max(w, n, &wmin, &wmax);
   const GroupScale gs = compute_group_scale(wmin, wmax, alpha, beta, scheme);
   const float s = gs.scale;
-  const float lo = wmin * beta;  // the shrunk minimum (asym)
+  const float lo = qdq::mul(wmin, beta);  // the shrunk minimum (asym)
   float ds = 0.f, g_clamped = 0.f;
   for (int64_t j = 0; j < n; ++j) {
     const float G = grad_w_hat[j];
@@ -147,12 +157,12 @@ OMNI_HD inline void qdq_group_backward(const float* w, const float* v, const flo
     const int code = qdq_code(w[j], v ? v[j] : 0.f, gs, scheme, &inside);
     const float q = static_cast<float>(code - gs.zero);
     if (inside) {
-      if (grad_v) grad_v[j] += G * s;
-      ds += G * (q - w[j] / s);
+      if (grad_v) grad_v[j] += qdq::mul(G, s);
+      ds += qdq::mul(G, q - w[j] / s);
     } else if (scheme.sym) {
-      ds += G * q;
+      ds += qdq::mul(G, q);
     } else {
-      ds += G * (q - lo / s);
+      ds += qdq::mul(G, q - lo / s);
       g_clamped += G;
     }
   }
@@ -160,14 +170,14 @@ OMNI_HD inline void qdq_group_backward(const float* w, const float* v, const flo
   float da = 0.f, db = 0.f;
   if (scheme.sym) {
     if (gs.scale_from_max)
-      da = ds * (-wmax / maxq);
+      da = qdq::mul(ds, -wmax / maxq);
     else
-      db = ds * (-wmin / maxq);
+      db = qdq::mul(ds, -wmin / maxq);
   } else {
-    da = ds * (wmax / maxq);
-    db = ds * (-wmin / maxq);
+    da = qdq::mul(ds, wmax / maxq);
+    db = qdq::mul(ds, -wmin / maxq);
     const float zp_raw = qdq::round_half_even(-lo / s);
-    if (zp_raw >= 0.f && zp_raw <= maxq) db += wmin * g_clamped;
+    if (zp_raw >= 0.f && zp_raw <= maxq) db += qdq::mul(wmin, g_clamped);
   }
   *d_alpha = da;
   *d_beta = db;
