@@ -128,15 +128,8 @@ QuantizationConfig write_checkpoint(const std::string& model_dir, const std::str
   return export_quantized_checkpoint(model_dir, out_dir, unchanged, q, cfg, eo);
 }
 
-}  // namespace
 
-AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::string& out_dir,
-                                    const AutoRoundOptions& opt, const AutoRoundCallbacks& cb, Backend* backend_or_null) {
-  Backend& backend = backend_or_null ? *backend_or_null : cpu_backend();
-  const auto t_start = Clock::now();
-  auto log = [&](const std::string& s) {
-    if (cb.log) cb.log(s);
-  };
+void check_options(const AutoRoundOptions& opt, const std::string& model_dir, const std::string& out_dir) {
   opt.scheme.validate();
   OMNI_CHECK(opt.method != QuantMethod::AutoRound || opt.iters > 0, "AutoRound needs iters > 0, found ", opt.iters,
              " (plain RTN is quantize_rtn_model)");
@@ -147,28 +140,94 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
   OMNI_CHECK(!read_quantization_config(model_dir).has_value(), model_dir,
              " is already quantized (its config has a quantization_config)");
   OMNI_CHECK(opt.overwrite || !fs::exists(out_dir), out_dir, " already exists (pass --overwrite to replace it)");
+}
 
+// The per-iteration callback of block b: progress with an ETA over all blocks.
+std::function<void(int64_t, double, double)> progress_of(const AutoRoundCallbacks& cb, int64_t b, int64_t blocks,
+                                                        int64_t iters, Clock::time_point t_start) {
+  return [&cb, b, blocks, iters, t_start](int64_t t, double loss, double best) {
+    if (!cb.progress) return;
+    AutoRoundProgress p;
+    p.block = b;
+    p.blocks = blocks;
+    p.iter = t + 1;
+    p.iters = iters;
+    p.loss = loss;
+    p.best_loss = best;
+    p.elapsed_seconds = seconds_since(t_start);
+    const double done = static_cast<double>(b) + static_cast<double>(t + 1) / static_cast<double>(iters);
+    p.eta_seconds = p.elapsed_seconds / done * (static_cast<double>(blocks) - done);
+    cb.progress(p);
+  };
+}
+
+std::string block_done_line(const BlockTuningReport& r, int64_t blocks, QuantMethod method) {
+  char line[256];
+  const char* resumed = r.resumed ? " (resumed)" : "";
+  if (method == QuantMethod::AutoRound)
+    std::snprintf(line, sizeof line, "block %lld/%lld done: loss %.6g -> best %.6g (iter %lld), %.1f s%s",
+                  static_cast<long long>(r.block + 1), static_cast<long long>(blocks), r.tuning.initial_loss,
+                  r.tuning.best_loss, static_cast<long long>(r.tuning.best_iter), r.seconds, resumed);
+  else
+    std::snprintf(line, sizeof line, "block %lld/%lld done, %.1f s%s", static_cast<long long>(r.block + 1),
+                  static_cast<long long>(blocks), r.seconds, resumed);
+  return line;
+}
+
+// The two chains of block inputs (§1 step 2): X_fp through the FP blocks and X_q through the frozen quantized
+// ones (the same tensors when enable_quanted_input is off).
+struct CalibrationChains {
+  NamedTensors fp, q;
+  bool quanted_input = true;
+
+  CalibrationChains(NamedTensors inputs, bool quanted) : fp(std::move(inputs)), quanted_input(quanted) {
+    for (const auto& [name, t] : fp.items()) q.set(name, quanted ? t.clone() : t);
+  }
+  // Past the block: X_fp ← Y_ref = Block_fp(X_fp) (computed here if the block was resumed, y_ref empty), and
+  // X_q ← Block_q(X_q) with the frozen weights.
+  void advance(TuningContext& block, const std::string& prefix, const FrozenBlock& frozen, NamedTensors y_ref,
+               int64_t batch) {
+    if (y_ref.items().empty()) {
+      block.refresh_weights(TuningContext::WeightMode::Original);
+      y_ref = block_forward_all(block, fp, batch);
+    }
+    if (quanted_input) {
+      use_frozen_weights(block, prefix, frozen);
+      q = block_forward_all(block, q, batch);
+    }
+    fp = std::move(y_ref);
+    if (!quanted_input) q = fp;
+  }
+};
+
+}  // namespace
+
+AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::string& out_dir,
+                                    const AutoRoundOptions& opt, const AutoRoundCallbacks& cb, Backend* backend_or_null) {
+  Backend& backend = backend_or_null ? *backend_or_null : cpu_backend();
+  const auto t_start = Clock::now();
+  auto log = [&](const std::string& s) {
+    if (cb.log) cb.log(s);
+  };
+  check_options(opt, model_dir, out_dir);
   const std::unique_ptr<QuantizableModel> model = open_quantizable_model(model_dir);
   const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(model_dir);
-  const QuantMethod method = opt.method;
+  const int64_t L = model->num_blocks();
 
   BlockStateDir state(out_dir + ".partial", run_fingerprint(opt, model_dir, backend.name()));
   if (opt.resume) {
     state.open_for_resume();
     log("resuming from " + state.dir() + ": " + std::to_string(state.completed_blocks()) + " of " +
-        std::to_string(model->num_blocks()) + " blocks done");
+        std::to_string(L) + " blocks done");
   } else {
     state.create_fresh();
   }
 
   AutoRoundSummary summary;
-  NamedTensors x_fp, x_q;  // the FP and quantized chains of block inputs (§1 step 2)
-  x_fp = calibration_inputs(model_dir, ckpt, *model, opt, backend, log);
-  for (const auto& [name, t] : x_fp.items()) x_q.set(name, opt.enable_quanted_input ? t.clone() : t);
-  const Tensor& first = x_fp.items().at(0).second;
+  CalibrationChains chains(calibration_inputs(model_dir, ckpt, *model, opt, backend, log), opt.enable_quanted_input);
+  const Tensor& first = chains.fp.items().at(0).second;
   summary.calibration_tokens = first.dim(0) * first.dim(1);
 
-  const int64_t L = model->num_blocks();
   std::vector<QuantizedLinearOutput> quantized;
   for (int64_t b = 0; b < L; ++b) {
     const auto t_block = Clock::now();
@@ -190,24 +249,10 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
       frozen = state.load_block(b);
     } else {
       block.refresh_weights(TuningContext::WeightMode::Original);
-      y_ref = block_forward_all(block, x_fp, opt.batch_size);  // Y_ref = Block_fp(X_fp), also the next X_fp
-      auto on_iter = [&](int64_t t, double loss, double best) {
-        if (!cb.progress) return;
-        AutoRoundProgress p;
-        p.block = b;
-        p.blocks = L;
-        p.iter = t + 1;
-        p.iters = opt.iters;
-        p.loss = loss;
-        p.best_loss = best;
-        p.elapsed_seconds = seconds_since(t_start);
-        const double done = static_cast<double>(b) + static_cast<double>(t + 1) / static_cast<double>(opt.iters);
-        p.eta_seconds = p.elapsed_seconds / done * (static_cast<double>(L) - done);
-        cb.progress(p);
-      };
+      y_ref = block_forward_all(block, chains.fp, opt.batch_size);  // Y_ref = Block_fp(X_fp), also the next X_fp
       try {
-        frozen = quantize_block(block, *model, b, method, opt.enable_quanted_input ? x_q : x_fp, y_ref, x_fp, opt,
-                                on_iter);
+        frozen = quantize_block(block, *model, b, opt.method, chains.q, y_ref, chains.fp, opt,
+                                progress_of(cb, b, L, opt.iters, t_start));
       } catch (const Error&) {
         rethrow_with_context("block " + prefix);
       }
@@ -216,36 +261,14 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
     }
     for (const auto& [name, w] : frozen.weights)
       quantized.push_back({name, w, ckpt.contains(name + ".bias") ? ckpt.tensor(name + ".bias") : Tensor()});
+    if (b + 1 < L) chains.advance(block, prefix, frozen, std::move(y_ref), opt.batch_size);
 
-    // Advance the chains: X_fp ← Block_fp(X_fp); X_q ← Block_q(X_q) with the frozen weights.
-    if (b + 1 < L) {
-      if (y_ref.items().empty()) {
-        block.refresh_weights(TuningContext::WeightMode::Original);
-        y_ref = block_forward_all(block, x_fp, opt.batch_size);
-      }
-      if (opt.enable_quanted_input) {
-        use_frozen_weights(block, prefix, frozen);
-        x_q = block_forward_all(block, x_q, opt.batch_size);
-      }
-      x_fp = std::move(y_ref);
-      if (!opt.enable_quanted_input) x_q = x_fp;
-    }
-
-    BlockTuningReport report{b, frozen.tuning, frozen.seconds, resumed};
-    summary.blocks.push_back(report);
-    char line[256];
-    if (method == QuantMethod::AutoRound)
-      std::snprintf(line, sizeof line, "block %lld/%lld done: loss %.6g -> best %.6g (iter %lld), %.1f s%s",
-                    static_cast<long long>(b + 1), static_cast<long long>(L), report.tuning.initial_loss,
-                    report.tuning.best_loss, static_cast<long long>(report.tuning.best_iter), report.seconds, resumed ? " (resumed)" : "");
-    else
-      std::snprintf(line, sizeof line, "block %lld/%lld done, %.1f s%s", static_cast<long long>(b + 1),
-                    static_cast<long long>(L), report.seconds, resumed ? " (resumed)" : "");
-    log(line);
+    summary.blocks.push_back({b, frozen.tuning, frozen.seconds, resumed});
+    log(block_done_line(summary.blocks.back(), L, opt.method));
   }
 
-  summary.config =
-      write_checkpoint(model_dir, out_dir, ckpt, quantized, summary.skipped, opt, model->block_lists(), method, log);
+  summary.config = write_checkpoint(model_dir, out_dir, ckpt, quantized, summary.skipped, opt, model->block_lists(),
+                                    opt.method, log);
   state.remove();
   summary.seconds = seconds_since(t_start);
   return summary;
