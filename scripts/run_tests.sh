@@ -9,14 +9,14 @@ jobs=$(nproc)
 echo "== CPU build (-Werror) and tests"
 cmake -S . -B build-ci -G Ninja -DCMAKE_BUILD_TYPE=Release -DOMNI_WERROR=ON -DOMNI_BENCH=ON >/dev/null
 ninja -C build-ci -j"$jobs"
-ctest --test-dir build-ci --output-on-failure -j"$jobs"
+ctest --test-dir build-ci --output-on-failure --no-tests=error -j"$jobs"
 
 echo "== CUDA build (compile and link; GPU tests skip without a GPU)"
 if [ -x /usr/local/cuda/bin/nvcc ]; then
   cmake -S . -B build-ci-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DOMNI_WERROR=ON -DOMNI_BENCH=OFF -DOMNI_CUDA=ON \
     -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc >/dev/null
   ninja -C build-ci-cuda -j"$jobs"
-  ctest --test-dir build-ci-cuda --output-on-failure -j"$jobs" -R cuda
+  ctest --test-dir build-ci-cuda --output-on-failure --no-tests=error -j"$jobs" -R cuda
 else
   echo "no CUDA toolkit at /usr/local/cuda" >&2
   if [ "${CI:-}" = "true" ]; then exit 1; fi

@@ -2,6 +2,8 @@
 // policies, seeded order, exact lengths, too few samples), using the shipped tiny model's tokenizer.
 #include <gtest/gtest.h>
 
+#include "support/error_of.h"
+
 #include <filesystem>
 #include <fstream>
 #include <numeric>
@@ -37,16 +39,7 @@ class TextDatasetTest : public ::testing::Test {
   fs::path dir_;
 };
 
-// Runs fn, expecting an omni::Error whose message contains every part.
-template <class Fn>
-void expect_error(Fn&& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "no error thrown";
-  } catch (const Error& e) {
-    for (const std::string& part : parts) EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
+using testing_support::expect_error_containing;
 
 TEST_F(TextDatasetTest, PlainTextOneSamplePerLineSkippingBlankLines) {
   const std::string path = write("plain.txt", "first line\n\n  \nsecond line\r\n\tindented third\nlast without newline");
@@ -69,22 +62,22 @@ TEST_F(TextDatasetTest, JsonlByExtensionAndByContent) {
 
 TEST_F(TextDatasetTest, BrokenJsonlLinesNameFileAndLine) {
   const std::string bad_json = write("bad.jsonl", "{\"text\": \"ok\"}\n\n{\"text\": \"unterminated}\n");
-  expect_error([&] { read_text_dataset(bad_json); }, {bad_json, "line 3", "not valid JSON"});
+  expect_error_containing([&] { read_text_dataset(bad_json); }, {bad_json, "line 3", "not valid JSON"});
   const std::string no_text = write("notext.jsonl", "{\"text\": \"ok\"}\n{\"content\": \"x\"}\n");
-  expect_error([&] { read_text_dataset(no_text); }, {no_text, "line 2", "\"text\""});
+  expect_error_containing([&] { read_text_dataset(no_text); }, {no_text, "line 2", "\"text\""});
   const std::string not_string = write("number.jsonl", "{\"text\": 42}\n");
-  expect_error([&] { read_text_dataset(not_string); }, {not_string, "line 1", "string"});
+  expect_error_containing([&] { read_text_dataset(not_string); }, {not_string, "line 1", "string"});
   const std::string array = write("array.jsonl", "[\"text\"]\n");
-  expect_error([&] { read_text_dataset(array); }, {array, "line 1", "object"});
+  expect_error_containing([&] { read_text_dataset(array); }, {array, "line 1", "object"});
 }
 
 TEST_F(TextDatasetTest, EmptyAndMissingFilesFail) {
   const std::string empty = write("empty.txt", "");
-  expect_error([&] { read_text_dataset(empty); }, {empty, "no samples"});
+  expect_error_containing([&] { read_text_dataset(empty); }, {empty, "no samples"});
   const std::string blank = write("blank.txt", "\n \n\t\n");
-  expect_error([&] { read_text_dataset(blank); }, {blank, "no samples"});
+  expect_error_containing([&] { read_text_dataset(blank); }, {blank, "no samples"});
   const std::string missing = (dir_ / "missing.txt").string();
-  expect_error([&] { read_text_dataset(missing); }, {missing});
+  expect_error_containing([&] { read_text_dataset(missing); }, {missing});
 }
 
 // ---- calibration samples ----
@@ -192,17 +185,17 @@ TEST(CalibrationSamples, TooFewSamplesFailOrWarnWhenAllowed) {
   }
   ASSERT_GT(long_enough, 0);
   ASSERT_LT(long_enough, 10);
-  expect_error([&] { build_calibration_samples(tok, texts, 10, 30, 42, CalibrationPolicy::Skip); },
+  expect_error_containing([&] { build_calibration_samples(tok, texts, 10, 30, 42, CalibrationPolicy::Skip); },
                {"not enough calibration samples", "only " + std::to_string(long_enough) + " of the 10 texts",
                 "at least 30 tokens", "lower nsamples or seqlen"});
   const int64_t concat_found = (total + 9) / 30;  // 9 separators between 10 texts
-  expect_error([&] { build_calibration_samples(tok, texts, 1000, 30, 42, CalibrationPolicy::Concat); },
+  expect_error_containing([&] { build_calibration_samples(tok, texts, 1000, 30, 42, CalibrationPolicy::Concat); },
                {"not enough calibration samples", std::to_string(concat_found) + " samples of 30 tokens",
                 "1000 were asked for"});
   // Nothing long enough at all fails even when fewer are allowed.
   CalibrationExtras allow;
   allow.allow_fewer = true;
-  expect_error([&] { build_calibration_samples(tok, texts, 10, 100000, 42, CalibrationPolicy::Skip, allow); },
+  expect_error_containing([&] { build_calibration_samples(tok, texts, 10, 100000, 42, CalibrationPolicy::Skip, allow); },
                {"only 0 of the 10 texts"});
 
   std::vector<std::string> logs;
@@ -219,12 +212,12 @@ TEST(CalibrationSamples, TooFewSamplesFailOrWarnWhenAllowed) {
 TEST(CalibrationSamples, BadArgumentsAndPolicyNames) {
   const Tokenizer& tok = tiny_tokenizer();
   const std::vector<std::string> texts = varied_texts(5);
-  expect_error([&] { build_calibration_samples(tok, texts, 0, 30, 42, CalibrationPolicy::Concat); }, {"nsamples"});
-  expect_error([&] { build_calibration_samples(tok, texts, 2, 0, 42, CalibrationPolicy::Concat); }, {"seqlen"});
-  expect_error([&] { build_calibration_samples(tok, {}, 2, 8, 42, CalibrationPolicy::Concat); }, {"text"});
+  expect_error_containing([&] { build_calibration_samples(tok, texts, 0, 30, 42, CalibrationPolicy::Concat); }, {"nsamples"});
+  expect_error_containing([&] { build_calibration_samples(tok, texts, 2, 0, 42, CalibrationPolicy::Concat); }, {"seqlen"});
+  expect_error_containing([&] { build_calibration_samples(tok, {}, 2, 8, 42, CalibrationPolicy::Concat); }, {"text"});
   EXPECT_EQ(parse_calibration_policy("concat"), CalibrationPolicy::Concat);
   EXPECT_EQ(parse_calibration_policy("skip"), CalibrationPolicy::Skip);
-  expect_error([&] { parse_calibration_policy("pad"); }, {"pad", "concat", "skip"});
+  expect_error_containing([&] { parse_calibration_policy("pad"); }, {"pad", "concat", "skip"});
 }
 
 }  // namespace

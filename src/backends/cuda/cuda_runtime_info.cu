@@ -20,11 +20,14 @@ __global__ void bf16_to_f32_kernel(const uint16_t* in, float* out, int64_t n) {
 
 int device_count() {
   int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) {
-    cudaGetLastError();  // clear the sticky "no driver" error
-    return 0;
-  }
-  return n;
+  const cudaError_t e = cudaGetDeviceCount(&n);
+  if (e == cudaSuccess) return n;
+  cudaGetLastError();  // clear the sticky error
+  // No driver or no device is "no GPU here"; anything else (a broken driver, a mismatched runtime) is an error,
+  // so that a broken GPU machine does not look like a machine without a GPU.
+  if (e == cudaErrorNoDevice || e == cudaErrorInsufficientDriver) return 0;
+  check(e, "cudaGetDeviceCount");
+  return 0;
 }
 
 std::string device_name(int device) {

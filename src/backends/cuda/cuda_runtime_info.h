@@ -6,7 +6,8 @@
 
 namespace omni::cuda {
 
-// Number of usable CUDA devices; 0 when there is no driver or no device (never throws).
+// Number of usable CUDA devices; 0 when there is no driver or no device; throws omni::Error naming the CUDA error
+// for any other failure (a broken driver must not look like "no GPU").
 int device_count();
 std::string device_name(int device);
 
