@@ -89,6 +89,7 @@ void write_json(const EvalArgs& a, const EvalResult& r) {
 }
 
 int run_eval(const EvalArgs& a) {
+  if (!a.json_path.empty()) check_output_file(a.json_path);  // before the evaluation, not after it
   const std::vector<std::string> samples = read_text_dataset(a.dataset);
   std::unique_ptr<CausalLM> model = open_causal_lm(a.model_dir, cpu_backend());
   std::unique_ptr<CausalLM> reference;

@@ -35,7 +35,10 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-    omni::set_num_threads(threads);
+    const int used = omni::set_num_threads(threads);
+    if (threads > 0 && used != threads)
+      std::cerr << "omniround: --threads " << threads << " capped at " << used << " (" << omni::kMaxThreadsPerCore
+                << " per core)\n";
     for (auto& [sub, action] : commands)
       if (sub->parsed()) return action();
   } catch (const std::exception& e) {

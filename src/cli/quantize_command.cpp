@@ -15,6 +15,7 @@
 #include "io/file_util.h"
 #include "models/registry.h"
 #include "pipelines/autoround/autoround.h"
+#include "quant/export.h"
 #include "quant/quant_summary.h"
 #include "quant/rtn_checkpoint.h"
 
@@ -55,6 +56,7 @@ int run_quantize(QuantizeArgs& a) {
 
 int run_quantize_checked(QuantizeArgs& a) {
   model_architecture(a.model_dir);  // an unsupported architecture or a bad config fails here, before any work
+  check_export_target(a.out_dir, a.model_dir, a.opt.overwrite);  // and a bad output path
   OMNI_CHECK(a.scheme == "W4A16" || a.bits != 4, "--scheme ", a.scheme,
              " is not supported (W4A16; use --bits for other widths)");
   AutoRoundOptions& o = a.opt;

@@ -113,10 +113,13 @@ ThreadPool& pool() {
 
 int num_threads() { return pool().size(); }
 
-void set_num_threads(int n) {
+int set_num_threads(int n) {
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int used = n <= 0 ? cores : std::min(n, kMaxThreadsPerCore * cores);
   std::lock_guard<std::mutex> lock(g_pool_mu);
-  g_requested = n;
+  g_requested = used;
   g_pool.reset();
+  return used;
 }
 
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {

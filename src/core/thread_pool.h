@@ -8,7 +8,10 @@
 namespace omni {
 
 int num_threads();
-void set_num_threads(int n);  // n <= 0: hardware concurrency
+// n <= 0: hardware concurrency. More than kMaxThreadsPerCore × the cores is capped there (thousands of threads
+// only starve the machine). Returns the count the pool will use.
+inline constexpr int kMaxThreadsPerCore = 4;
+int set_num_threads(int n);
 
 // Calls fn(lo, hi) on disjoint chunks covering [begin, end), each at least `grain` long (except the last),
 // across the pool; returns when all are done. Exceptions thrown by fn are rethrown in the caller.

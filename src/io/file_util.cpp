@@ -180,4 +180,21 @@ uint64_t directory_bytes(const std::string& dir) {
   return total;
 }
 
+void check_output_file(const std::string& path) {
+  OMNI_CHECK(!path.empty(), "the output file is an empty path");
+  const std::filesystem::path p = std::filesystem::absolute(path);
+  std::error_code ec;
+  OMNI_CHECK(!std::filesystem::is_directory(p, ec), "output file ", path, " is a directory");
+  const std::filesystem::path parent = p.parent_path();
+  OMNI_CHECK(std::filesystem::is_directory(parent, ec), "output file ", path, ": the directory ", parent.string(),
+             " does not exist");
+  // A probe where write_file_atomic will put its temporary file: permissions alone do not tell (root, /proc).
+  const std::string probe = (parent / (".omni-probe-" + std::to_string(::getpid()))).string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  OMNI_CHECK(fd >= 0, "output file ", path, ": cannot create a file in ", parent.string(), ": ",
+             std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
+}
+
 }  // namespace omni

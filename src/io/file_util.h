@@ -31,6 +31,9 @@ class MappedFile {
 std::string read_text_file(const std::string& path);
 bool file_exists(const std::string& path);
 uint64_t file_size(const std::string& path);
+// Checks, before any work, that a file can be written at `path` (atomically, by write_file_atomic): the path is not
+// empty and not a directory, its parent directory exists, and a file can be created there. Errors name the path.
+void check_output_file(const std::string& path);
 // The bytes of every regular file under dir (recursively).
 uint64_t directory_bytes(const std::string& dir);
 

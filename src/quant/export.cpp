@@ -105,6 +105,45 @@ fs::path temp_sibling(const fs::path& target, const char* tag) {
 
 }  // namespace
 
+namespace {
+
+// p with symlinks resolved as far as it exists, normalised, without a trailing separator.
+fs::path resolved(const fs::path& p) {
+  std::error_code ec;
+  fs::path r = fs::weakly_canonical(fs::absolute(p), ec);
+  if (ec) r = fs::absolute(p).lexically_normal();
+  if (r.filename().empty()) r = r.parent_path();
+  return r;
+}
+
+// a is b or lies below it.
+bool is_within(const fs::path& a, const fs::path& b) {
+  auto ai = a.begin(), bi = b.begin();
+  for (; bi != b.end(); ++ai, ++bi)
+    if (ai == a.end() || *ai != *bi) return false;
+  return true;
+}
+
+}  // namespace
+
+void check_export_target(const std::string& out_dir, const std::string& source_dir, bool overwrite) {
+  OMNI_CHECK(!out_dir.empty(), "the output directory is an empty path");
+  const fs::path src = resolved(source_dir), out = resolved(out_dir);
+  OMNI_CHECK(fs::is_directory(src), "source model directory ", source_dir, " does not exist");
+  OMNI_CHECK(out != src, "output directory ", out_dir, " is the source directory ", source_dir);
+  OMNI_CHECK(!is_within(out, src), "output directory ", out_dir, " is inside the source directory ", source_dir);
+  OMNI_CHECK(!is_within(src, out), "output directory ", out_dir, " contains the source directory ", source_dir,
+             " (replacing it would delete the source)");
+  std::error_code ec;
+  const auto st = fs::symlink_status(fs::absolute(out_dir), ec);
+  if (ec || !fs::exists(st)) return;
+  OMNI_CHECK(overwrite, "output directory ", out_dir, " already exists (pass --overwrite to replace it)");
+  OMNI_CHECK(fs::is_directory(out) && fs::is_regular_file(out / "config.json") &&
+                 fs::is_regular_file(out / "quantization_config.json"),
+             "output directory ", out_dir, " exists and is not a checkpoint omniround wrote (no config.json with "
+             "quantization_config.json): --overwrite replaces only earlier outputs; choose another path or remove it");
+}
+
 QuantizationConfig export_quantized_checkpoint(const std::string& source_dir, const std::string& out_dir,
                                                const std::vector<NamedTensor>& unchanged,
                                                const std::vector<QuantizedLinearOutput>& quantized,
@@ -112,16 +151,12 @@ QuantizationConfig export_quantized_checkpoint(const std::string& source_dir, co
   auto progress = [&](const std::string& msg) {
     if (opts.progress) opts.progress(msg);
   };
+  check_export_target(out_dir, source_dir, opts.overwrite);
   fs::path out = fs::absolute(fs::path(out_dir)).lexically_normal();
   if (out.filename().empty()) out = out.parent_path();  // "dir/" -> "dir"
   const fs::path src = fs::absolute(fs::path(source_dir)).lexically_normal();
-  OMNI_CHECK(fs::is_directory(src), "export: source model directory ", source_dir, " does not exist");
   OMNI_CHECK(fs::is_regular_file(src / "config.json"), "export: ", (src / "config.json").string(), " is missing");
   std::error_code ec;
-  OMNI_CHECK(!(fs::exists(out) && fs::equivalent(out, src, ec)), "export: output directory ", out_dir,
-             " is the source directory");
-  OMNI_CHECK(!fs::exists(out) || opts.overwrite, "export: output directory ", out.string(),
-             " already exists (pass overwrite to replace it)");
 
   apply_format(cfg, opts.format);
 

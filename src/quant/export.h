@@ -21,6 +21,12 @@
 namespace omni {
 
 enum class QuantizedCheckpointFormat { AutoRound, AutoGptq };
+// Checks, before any work, that out_dir may receive a checkpoint made from source_dir: not empty; not the source,
+// not inside it and not one of its ancestors (after resolving symlinks); when it exists, only with overwrite and
+// only if it is an earlier output of ours (config.json and quantization_config.json), so --overwrite never
+// deletes a folder that omniround did not write. Errors name the path and the rule.
+void check_export_target(const std::string& out_dir, const std::string& source_dir, bool overwrite);
+
 // "auto_round" / "auto_gptq" (also "gptq"); error naming the accepted names otherwise.
 QuantizedCheckpointFormat parse_quantized_checkpoint_format(const std::string& name);
 

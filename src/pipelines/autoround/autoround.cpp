@@ -139,7 +139,7 @@ void check_options(const AutoRoundOptions& opt, const std::string& model_dir, co
              "asymmetric quantization is exported in the auto_gptq layout only (use --format auto_gptq)");
   OMNI_CHECK(!read_quantization_config(model_dir).has_value(), model_dir,
              " is already quantized (its config has a quantization_config)");
-  OMNI_CHECK(opt.overwrite || !fs::exists(out_dir), out_dir, " already exists (pass --overwrite to replace it)");
+  check_export_target(out_dir, model_dir, opt.overwrite);
 }
 
 // The per-iteration callback of block b: progress with an ETA over all blocks.
