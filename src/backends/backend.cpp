@@ -282,29 +282,26 @@ void Backend::attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tenso
   attention_backward_impl(dq, dk, dv, dout, q, k, v, out, lse, rows);
 }
 
+void Backend::check_elementwise(Op op, const Tensor& y, const Tensor& a, const Tensor& b, const char* na,
+                                const char* nb) const {
+  const char* name = op_name(op);
+  on_device(y, name, "y");
+  on_device(a, name, na);
+  on_device(b, name, nb);
+  require_same_shape(a, b, name, na, nb);
+  require_same_shape(a, y, name, na, "y");
+  require_same_dtype(a, b, name, na, nb);
+  require_same_dtype(a, y, name, na, "y");
+  require(op, y.dtype());
+}
+
 void Backend::silu_mul(Tensor& y, const Tensor& gate, const Tensor& up) {
-  const char* op = "silu_mul";
-  on_device(y, op, "y");
-  on_device(gate, op, "gate");
-  on_device(up, op, "up");
-  require_same_shape(gate, up, op, "gate", "up");
-  require_same_shape(gate, y, op, "gate", "y");
-  require_same_dtype(gate, up, op, "gate", "up");
-  require_same_dtype(gate, y, op, "gate", "y");
-  require(Op::SiluMul, y.dtype());
+  check_elementwise(Op::SiluMul, y, gate, up, "gate", "up");
   silu_mul_impl(y, gate, up);
 }
 
 void Backend::add(Tensor& y, const Tensor& a, const Tensor& b) {
-  const char* op = "add";
-  on_device(y, op, "y");
-  on_device(a, op, "a");
-  on_device(b, op, "b");
-  require_same_shape(a, b, op, "a", "b");
-  require_same_shape(a, y, op, "a", "y");
-  require_same_dtype(a, b, op, "a", "b");
-  require_same_dtype(a, y, op, "a", "y");
-  require(Op::Add, y.dtype());
+  check_elementwise(Op::Add, y, a, b, "a", "b");
   add_impl(y, a, b);
 }
 

@@ -189,6 +189,9 @@ class Backend {
   void require(Op op, DType dtype) const;
   // Throws unless t is defined and on this backend's device.
   void on_device(const Tensor& t, const char* op, const char* name) const;
+  // y = f(a, b) elementwise: all three on the device, one shape and one dtype, the op supported for it.
+  void check_elementwise(Op op, const Tensor& y, const Tensor& a, const Tensor& b, const char* na,
+                         const char* nb) const;
 
   DType activation_dtype_;
 };

@@ -10,7 +10,9 @@ namespace omni {
 
 // x [N, H, hd] rotated in place, row n at positions[n]. hd must be even. When the rows outnumber the distinct
 // positions (training batches repeat 0..T−1) cos/sin come from one table over 0..max; both ways compute each
-// value with the same f32 steps, so they agree bit for bit (and with make_rope_table of rope_backward.h).
-void rope_rows(float* x, const int32_t* positions, int64_t N, int64_t H, int64_t hd, float theta, bool inverse);
+// value with the same f32 steps, so they agree bit for bit. T = float is the backend's kernel; T = double (same
+// f32 cos/sin) serves finite-difference tests.
+template <class T>
+void rope_rows(T* x, const int32_t* positions, int64_t N, int64_t H, int64_t hd, float theta, bool inverse);
 
 }  // namespace omni
