@@ -1,29 +1,44 @@
 #!/usr/bin/env bash
-# Builds omniround with warnings as errors and runs every test; then compiles the CUDA build (its GPU tests
-# skip where there is no GPU) and fuzzes the safetensors header parser for a bounded time.
+# Builds omniround with warnings as errors and runs every test: first the CUDA build (compiled and linked; its GPU
+# tests report "Skipped" where there is no GPU), then the fuzzer for a bounded time, then the CPU build and its
+# tests. The CPU tests come last so that the end of the log (what a CI summary shows) is their ctest report,
+# followed by one line that counts what ran, passed and was skipped in each part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 jobs=$(nproc)
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
 
-echo "== CPU build (-Werror) and tests"
-cmake -S . -B build-ci -G Ninja -DCMAKE_BUILD_TYPE=Release -DOMNI_WERROR=ON -DOMNI_BENCH=ON >/dev/null
-ninja -C build-ci -j"$jobs"
-ctest --test-dir build-ci --output-on-failure --no-tests=error -j"$jobs"
+# ctest's own summary: "N tests passed ... out of T" and one "(Skipped)" line per skipped test.
+ctest_counts() {  # LOG -> "T run, S skipped"
+  local total skipped
+  total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$1" | tail -1)
+  skipped=$(grep -c '(Skipped)$' "$1" || true)
+  echo "${total:-0} run, ${skipped} skipped"
+}
 
+cuda_summary="CUDA: not built"
 echo "== CUDA build (compile and link; GPU tests skip without a GPU)"
 if [ -x /usr/local/cuda/bin/nvcc ]; then
   cmake -S . -B build-ci-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DOMNI_WERROR=ON -DOMNI_BENCH=OFF -DOMNI_CUDA=ON \
     -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc >/dev/null
   ninja -C build-ci-cuda -j"$jobs"
-  ctest --test-dir build-ci-cuda --output-on-failure --no-tests=error -j"$jobs" -R cuda
+  ctest --test-dir build-ci-cuda --output-on-failure --no-tests=error -j"$jobs" -R cuda 2>&1 | tee "$logs/cuda"
+  cuda_summary="CUDA tests: $(ctest_counts "$logs/cuda")"
 else
   echo "no CUDA toolkit at /usr/local/cuda" >&2
   if [ "${CI:-}" = "true" ]; then exit 1; fi
 fi
 
-if [ -x scripts/fuzz.sh ] || [ -f scripts/fuzz.sh ]; then
-  echo "== fuzzing the safetensors header parser"
-  bash scripts/fuzz.sh "${OMNI_FUZZ_SECONDS:-120}"
-fi
-echo "== all tests passed"
+echo "== fuzzing the safetensors header parser"
+[ -f scripts/fuzz.sh ] || { echo "scripts/fuzz.sh is missing" >&2; exit 1; }
+bash scripts/fuzz.sh "${OMNI_FUZZ_SECONDS:-120}" 2>&1 | tee "$logs/fuzz"
+fuzz_runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$logs/fuzz" | awk "{s+=\$1} END {print s+0}")
+
+echo "== CPU build (-Werror) and tests"
+cmake -S . -B build-ci -G Ninja -DCMAKE_BUILD_TYPE=Release -DOMNI_WERROR=ON -DOMNI_BENCH=ON >/dev/null
+ninja -C build-ci -j"$jobs"
+ctest --test-dir build-ci --output-on-failure --no-tests=error -j"$jobs" 2>&1 | tee "$logs/cpu"
+
+echo "== all tests passed. CPU tests: $(ctest_counts "$logs/cpu"); ${cuda_summary}; fuzz: ${fuzz_runs:-0} runs, no finding"
