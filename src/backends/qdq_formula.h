@@ -64,13 +64,22 @@ OMNI_HD inline float round_half_even(float x) {
 #endif
 }
 
-// A product that is never fused with a following add (nvcc contracts a·b + c into an FMA by default, the host
-// compiler in ISO C++ mode does not): the formula rounds every product, on both sides.
+// A product that is never fused with a following add, so the formula rounds every product on every machine.
+// nvcc contracts a·b + c into an FMA by default, and so does g++ in C++ mode wherever the target has FMA
+// (-march=native on any recent x86; -std=c++20 does not turn contraction off as -std=c11 does for C):
+// __fmul_rn is never contracted on the device, and on the host the empty asm makes the rounded product a
+// value the compiler must materialise before any add.
 OMNI_HD inline float mul(float a, float b) {
 #if defined(__CUDA_ARCH__)
   return __fmul_rn(a, b);
 #else
-  return a * b;
+  float p = a * b;
+#if defined(__x86_64__) || defined(__i386__)
+  asm("" : "+x"(p));
+#elif defined(__aarch64__)
+  asm("" : "+w"(p));
+#endif
+  return p;
 #endif
 }
 

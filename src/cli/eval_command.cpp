@@ -14,7 +14,7 @@
 #include "core/thread_pool.h"
 #include "io/file_util.h"
 #include "io/tokenizers/tokenizer.h"
-#include "backends/cpu/cpu_backend.h"
+#include "cli/backend_options.h"
 #include "models/registry.h"
 #include "pipelines/eval.h"
 #include "pipelines/text_dataset.h"
@@ -27,6 +27,7 @@ struct EvalArgs {
   int64_t ctx = 512;
   int64_t max_tokens = 0;
   int64_t max_windows = 0;
+  BackendArgs backend;
 };
 
 std::string describe(const CausalLM& m) {
@@ -91,9 +92,10 @@ void write_json(const EvalArgs& a, const EvalResult& r) {
 int run_eval(const EvalArgs& a) {
   if (!a.json_path.empty()) check_output_file(a.json_path);  // before the evaluation, not after it
   const std::vector<std::string> samples = read_text_dataset(a.dataset);
-  std::unique_ptr<CausalLM> model = open_causal_lm(a.model_dir, cpu_backend());
+  const std::unique_ptr<Backend> backend = make_backend(a.backend);
+  std::unique_ptr<CausalLM> model = open_causal_lm(a.model_dir, *backend);
   std::unique_ptr<CausalLM> reference;
-  if (!a.reference_dir.empty()) reference = open_causal_lm(a.reference_dir, cpu_backend());
+  if (!a.reference_dir.empty()) reference = open_causal_lm(a.reference_dir, *backend);
   // Both models read the same token stream, made with the evaluated model's tokenizer.
   const Tokenizer tokenizer = Tokenizer::from_dir(a.model_dir);
   const std::vector<int32_t> stream = tokenize_eval_stream(tokenizer, samples);
@@ -101,7 +103,8 @@ int run_eval(const EvalArgs& a) {
   std::cerr << "model: " << a.model_dir << " (" << describe(*model) << ")";
   if (reference) std::cerr << " | reference: " << a.reference_dir << " (" << describe(*reference) << ")";
   std::cerr << "\ndataset: " << a.dataset << ", " << samples.size() << " samples, " << stream.size()
-            << " tokens; windows of " << a.ctx << " tokens, " << num_threads() << " threads\n";
+            << " tokens; windows of " << a.ctx << " tokens, on " << backend->name() << ", " << num_threads()
+            << " threads\n";
   if (a.ctx > model->info().max_positions)
     std::cerr << "warning: --ctx " << a.ctx << " exceeds the model's max_position_embeddings "
               << model->info().max_positions << "\n";
@@ -156,6 +159,7 @@ std::function<int()> add_eval_command(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--max-windows", a->max_windows, "evaluate at most N windows (0 = all)")->check(CLI::NonNegativeNumber);
   sub->add_option("--json", a->json_path, "also write the numbers to this JSON file");
+  add_backend_options(sub, &a->backend, /*with_dtype=*/true);
   return [a] { return run_eval(*a); };
 }
 

@@ -10,7 +10,7 @@
 #include "core/thread_pool.h"
 #include "io/tokenizers/chat_format.h"
 #include "io/tokenizers/tokenizer.h"
-#include "backends/cpu/cpu_backend.h"
+#include "cli/backend_options.h"
 #include "models/registry.h"
 #include "pipelines/sampling.h"
 #include "pipelines/generate.h"
@@ -27,10 +27,12 @@ struct GenerateArgs {
   float top_p = 1.0f;
   uint64_t seed = 42;
   bool chat = false;
+  BackendArgs backend;
 };
 
 int run_generate(const GenerateArgs& a) {
-  std::unique_ptr<CausalLM> model = open_causal_lm(a.model_dir, cpu_backend());
+  const std::unique_ptr<Backend> backend = make_backend(a.backend);
+  std::unique_ptr<CausalLM> model = open_causal_lm(a.model_dir, *backend);
   Tokenizer tokenizer = Tokenizer::from_dir(a.model_dir);
   const std::string text = a.chat ? format_chatml({{"user", a.prompt}}, /*add_generation_prompt=*/true) : a.prompt;
   const std::vector<int32_t> prompt = tokenizer.encode(text);
@@ -45,8 +47,8 @@ int run_generate(const GenerateArgs& a) {
   const LoadReport& r = model->load_report();
   std::cerr << "model: " << a.model_dir << " (" << model->info().architecture << ", "
             << (r.quant_format.empty() ? std::string("16-bit weights") : r.quant_format) << ", "
-            << r.quantized_linears << " quantized / " << r.dense_linears << " dense linear layers), "
-            << num_threads() << " threads\n";
+            << r.quantized_linears << " quantized / " << r.dense_linears << " dense linear layers), on "
+            << backend->name() << ", " << num_threads() << " threads\n";
   if (!a.chat) std::cout << a.prompt;
   std::cout << std::flush;
   StreamingDecoder decoder(tokenizer);
@@ -77,6 +79,7 @@ std::function<int()> add_generate_command(CLI::App& app) {
   sub->add_option("--top-p", args->top_p, "nucleus sampling mass (1 = off)")->check(CLI::Range(0.0f, 1.0f));
   sub->add_option("--seed", args->seed, "sampling seed (default 42)");
   sub->add_flag("--chat", args->chat, "wrap the prompt in the ChatML chat format");
+  add_backend_options(sub, &args->backend, /*with_dtype=*/true);
   return [args] { return run_generate(*args); };
 }
 

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/backend_options.h"
 #include "core/process_stats.h"
 #include "core/error.h"
 #include "io/file_util.h"
@@ -30,6 +31,7 @@ struct QuantizeArgs {
   std::string calib_policy = "concat";
   AutoRoundOptions opt;
   bool rtn = false, rtn_opt = false, no_quanted_input = false, no_minmax = false;
+  BackendArgs backend;
   int bits = 4;
   int64_t group_size = 128;
   bool asym = false;
@@ -101,7 +103,10 @@ int run_quantize_checked(QuantizeArgs& a) {
                      static_cast<long long>(p.iter), static_cast<long long>(p.iters), p.loss, p.best_loss,
                      mmss(p.elapsed_seconds).c_str(), mmss(p.eta_seconds).c_str());
       };
-    const AutoRoundSummary s = autoround_quantize(a.model_dir, a.out_dir, o, cb);
+    // Tuning is f32 by the backend contract, on whichever device --device names.
+    const std::unique_ptr<Backend> backend = make_backend(a.backend, "f32");
+    std::printf("tuning on %s\n", backend->name().c_str());
+    const AutoRoundSummary s = autoround_quantize(a.model_dir, a.out_dir, o, cb, backend.get());
     const char* name = o.method == QuantMethod::OptimizedRtn ? "optimized RTN" : "AutoRound";
     std::printf("%s: %s, %lld calibration tokens\n", name, describe_quantization(s.config).c_str(),
                 static_cast<long long>(s.calibration_tokens));
@@ -149,6 +154,7 @@ std::function<int()> add_quantize_command(CLI::App& app) {
   sub->add_option("--recipe", a->recipe, "light (50 iters, lr 5e-3), default (200) or best (1000 iters, 512 samples)")
       ->check(CLI::IsMember({"light", "default", "best"}));
   sub->add_flag("--rtn", a->rtn, "round-to-nearest: no calibration, streams tensor by tensor");
+  add_backend_options(sub, &a->backend, /*with_dtype=*/false);
   sub->add_flag("--rtn-opt", a->rtn_opt, "optimized RTN: scales searched against calibration activations");
   sub->add_flag("--no-quanted-input", a->no_quanted_input, "tune each block on FP inputs instead of quantized ones");
   sub->add_flag("--no-minmax-tuning", a->no_minmax, "tune only V, not alpha/beta");

@@ -40,6 +40,10 @@
 #include "backends/cpu/grad_check_util.h"
 #include "core/half.h"
 #include "support/error_of.h"
+#ifdef OMNI_HAVE_CUDA
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_runtime_info.h"
+#endif
 
 namespace omni {
 namespace {
@@ -54,21 +58,25 @@ struct Variant {
   std::string name;
   std::function<std::unique_ptr<Backend>()> make;
   std::function<void()> setup;  // may be empty
+  // Why the variant cannot run on this machine (no GPU), or empty; its tests then report a skip.
+  std::function<std::string()> unavailable;
 };
 
 std::vector<Variant> registered_variants() {
   std::vector<Variant> v;
   for (CpuIsa isa : compiled_cpu_isas())  // cpu-f32-scalar, cpu-f32-avx2, cpu-f32-avx512 as compiled here
     v.push_back({"cpu-f32-" + std::string(cpu_isa_name(isa)),
-                 [] { return std::make_unique<CpuBackend>(DType::F32); }, [isa] { set_active_cpu_isa(isa); }});
+                 [] { return std::make_unique<CpuBackend>(DType::F32); }, [isa] { set_active_cpu_isa(isa); }, nullptr});
   // A16 runs: 16-bit activations on the default (fastest) SIMD path.
-  v.push_back({"cpu-bf16", [] { return std::make_unique<CpuBackend>(DType::BF16); }, nullptr});
-  v.push_back({"cpu-f16", [] { return std::make_unique<CpuBackend>(DType::F16); }, nullptr});
+  v.push_back({"cpu-bf16", [] { return std::make_unique<CpuBackend>(DType::BF16); }, nullptr, nullptr});
+  v.push_back({"cpu-f16", [] { return std::make_unique<CpuBackend>(DType::F16); }, nullptr, nullptr});
 #ifdef OMNI_HAVE_CUDA
-  // The CUDA backend goes here, one line per activation dtype, once src/backends/cuda implements Backend
-  // (not yet), e.g.
-  //   v.push_back({"cuda-f32", [] { return make_cuda_backend(DType::F32); }, nullptr});
-  // (tests/backends/* link omni_backends only, so this program must then also link omni_cuda.)
+  // The CUDA backend on device 0, one line per activation dtype (tests/backends/* link omni_cuda in a CUDA build).
+  const auto no_gpu = [] { return cuda::device_count() == 0 ? std::string("no CUDA device on this machine") : ""; };
+  const std::pair<const char*, DType> dtypes[] = {{"cuda-f32", DType::F32}, {"cuda-bf16", DType::BF16},
+                                                 {"cuda-f16", DType::F16}};
+  for (const auto& [name, dt] : dtypes)
+    v.push_back({name, [dt = dt] { return std::make_unique<cuda::CudaBackend>(0, dt); }, nullptr, no_gpu});
 #endif
   return v;
 }
@@ -327,6 +335,10 @@ class BackendOps : public ::testing::TestWithParam<Variant> {
  protected:
   void SetUp() override {
     saved_isa_ = active_cpu_isa();
+    if (GetParam().unavailable) {
+      const std::string why = GetParam().unavailable();
+      if (!why.empty()) GTEST_SKIP() << GetParam().name << ": " << why;
+    }
     if (GetParam().setup) GetParam().setup();
     backend_ = GetParam().make();
     seed_ = 1;  // every variant sees the same data

@@ -2,7 +2,8 @@
 // a 32-token greedy continuation, for BF16 checkpoints and W4A16 ones in the auto_round and auto_gptq formats.
 // Fixtures: tests/data/qwen3 and tests/data/qwen2 (tools/make_qwen3_fixtures.py, tools/make_qwen2_fixtures.py).
 // Each runs with F32 activations (rel. error ≤ 1e-3) and with BF16 activations (≤ 3e-2: bf16 keeps 8 bits of
-// mantissa, ~4e-3 per rounding, compounded over the layers), which shows the model code names no dtype.
+// mantissa, ~4e-3 per rounding, compounded over the layers), which shows the model code names no dtype. In a
+// CUDA build every case also runs on the GPU (skipped where there is none): same fixtures, same bounds.
 #include <gtest/gtest.h>
 
 #include "support/rel_error.h"
@@ -14,6 +15,10 @@
 #include "io/safetensors.h"
 #include "backends/cpu/cpu_backend.h"
 #include "models/registry.h"
+#ifdef OMNI_HAVE_CUDA
+#include "backends/cuda/cuda_backend.h"
+#include "backends/cuda/cuda_runtime_info.h"
+#endif
 
 namespace omni {
 namespace {
@@ -23,10 +28,11 @@ const std::string kData = std::string(OMNI_SOURCE_DIR) + "/tests/data/";
 struct Case {
   std::string fixture;  // under tests/data/
   DType activations;
+  bool cuda = false;
 };
 
 std::string case_name(const Case& c) {
-  std::string n = c.fixture + "_" + std::string(dtype_name(c.activations));
+  std::string n = c.fixture + "_" + std::string(dtype_name(c.activations)) + (c.cuda ? "_cuda" : "");
   for (char& ch : n)
     if (ch == '-' || ch == '/') ch = '_';
   return n;
@@ -35,6 +41,15 @@ std::string case_name(const Case& c) {
 double tolerance(const Case& c) { return c.activations == DType::F32 ? 1e-3 : 3e-2; }
 
 using testing_support::rel_error;
+
+// The case's backend, or null (after a GTEST_SKIP) when it needs a GPU that this machine lacks.
+std::unique_ptr<Backend> backend_for(const Case& c) {
+  if (!c.cuda) return std::make_unique<CpuBackend>(c.activations);
+#ifdef OMNI_HAVE_CUDA
+  if (cuda::device_count() > 0) return std::make_unique<cuda::CudaBackend>(0, c.activations);
+#endif
+  return nullptr;
+}
 
 std::vector<int32_t> ids_of(const Tensor& t) {
   return std::vector<int32_t>(t.data<int32_t>(), t.data<int32_t>() + t.numel());
@@ -45,8 +60,9 @@ class CausalLmGolden : public ::testing::TestWithParam<Case> {};
 TEST_P(CausalLmGolden, LogitsAndHiddenStatesMatchTransformers) {
   const std::string dir = kData + GetParam().fixture;
   const std::string name = case_name(GetParam());
-  CpuBackend backend(GetParam().activations);
-  auto model = open_causal_lm(dir, backend);
+  const std::unique_ptr<Backend> backend = backend_for(GetParam());
+  if (!backend) GTEST_SKIP() << name << ": no CUDA device on this machine";
+  auto model = open_causal_lm(dir, *backend);
   auto golden = SafetensorsFile::open(dir + "/golden.safetensors");
   const std::vector<int32_t> ids = ids_of(golden->tensor("input_ids"));
   const auto T = static_cast<int64_t>(ids.size());
@@ -80,7 +96,9 @@ class CausalLmGreedy : public ::testing::TestWithParam<Case> {};
 TEST_P(CausalLmGreedy, GreedyContinuationMatches) {
   const std::string dir = kData + GetParam().fixture;
   const std::string name = case_name(GetParam());
-  auto model = open_causal_lm(dir, cpu_backend());
+  const std::unique_ptr<Backend> backend = backend_for(GetParam());
+  if (!backend) GTEST_SKIP() << name << ": no CUDA device on this machine";
+  auto model = open_causal_lm(dir, *backend);
   auto golden = SafetensorsFile::open(dir + "/golden.safetensors");
   const std::vector<int32_t> prompt = ids_of(golden->tensor("input_ids"));
   const std::vector<int32_t> want = ids_of(golden->tensor("greedy_ids"));
@@ -109,7 +127,12 @@ std::vector<Case> cases(std::vector<DType> activations) {
   std::vector<Case> out;
   for (const char* f : {"qwen3/tied", "qwen3/untied", "qwen3/tied-w4a16", "qwen3/untied-w4a16",
                         "qwen3/untied-w4a16-gptq", "qwen2/bias", "qwen2/bias-w4a16"})
-    for (DType d : activations) out.push_back({f, d});
+    for (DType d : activations) {
+      out.push_back({f, d, false});
+#ifdef OMNI_HAVE_CUDA
+      out.push_back({f, d, true});
+#endif
+    }
   return out;
 }
 

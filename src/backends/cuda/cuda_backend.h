@@ -1,0 +1,92 @@
+// The CUDA implementation of Backend (backend.h) for one device: activations in BF16 (or F16, or F32 for tests and
+// the tuner) with f32 accumulation and f32 statistics; training and AutoRound ops in f32. All work is queued on
+// one stream; memory comes from the device's caching allocator (device_allocator.h); dense matrix products go
+// through cuBLAS. A kernel that finds bad input (an id outside the table) records it on the device, and the next
+// synchronize() or download() raises it as an error naming the op and the row.
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <memory>
+
+#include "backends/backend.h"
+#include "backends/cuda/device_allocator.h"
+#include "backends/cuda/kernels/fault.h"
+
+namespace omni::cuda {
+
+// A Linear weight on the device: dense in the backend's compute dtype (quantized weights that no W4A16 kernel
+// takes are dequantized into it once), plus an f32 bias.
+class CudaPreparedLinear : public PreparedLinear {
+ public:
+  Tensor dense;  // [N, K] in the activation dtype
+  Tensor bias;   // F32 [N] or undefined
+};
+
+class CudaBackend : public Backend {
+ public:
+  // Throws when `device` is not a usable CUDA device.
+  CudaBackend(int device, DType activation_dtype);
+  ~CudaBackend() override;
+
+  std::string name() const override;
+  Device device() const override { return Device::cuda(device_); }
+  bool supports(Op op, DType dtype) const override;
+  void synchronize() override;
+  Tensor alloc(const Shape& shape, DType dtype) override;
+  std::shared_ptr<const PreparedLinear> prepare_linear(const LinearWeight& w) override;
+
+  DeviceMemoryStats memory_stats() const { return allocator_->stats(); }
+  cudaStream_t stream() const { return stream_; }
+
+ protected:
+  Tensor upload_impl(const Tensor& host) override;
+  Tensor download_impl(const Tensor& x) override;
+  void copy_from_cpu_impl(Tensor& dst, const Tensor& src) override;
+  void linear_impl(Tensor& y, const Tensor& x, const PreparedLinear& w) override;
+  void linear_dense_impl(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;
+  void embedding_impl(Tensor& y, const Tensor& ids, const Tensor& table) override;
+  void rms_norm_impl(Tensor& y, const Tensor& x, const Tensor& weight, float eps, Tensor* rstd) override;
+  void rope_impl(Tensor& x, const Tensor& positions, const RopeParams& params, bool inverse) override;
+  void attention_impl(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionRows& rows,
+                      Tensor* lse) override;
+  void silu_mul_impl(Tensor& y, const Tensor& gate, const Tensor& up) override;
+  void add_impl(Tensor& y, const Tensor& a, const Tensor& b) override;
+  void copy_impl(Tensor& dst, const Tensor& src) override;
+  void copy_rows_impl(Tensor& dst, const Tensor& src, const Tensor& index) override;
+  void softmax_impl(Tensor& x) override;
+  void linear_backward_impl(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
+                            bool accumulate_dx, bool accumulate_dw) override;
+  void rms_norm_backward_impl(Tensor& dx, Tensor* dweight, const Tensor& dy, const Tensor& x, const Tensor& weight,
+                              const Tensor& rstd, bool accumulate_dx) override;
+  void attention_backward_impl(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+                               const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                               const AttentionRows& rows) override;
+  void silu_mul_backward_impl(Tensor& dgate, Tensor& dup, const Tensor& dy, const Tensor& gate,
+                              const Tensor& up) override;
+  double masked_mse_loss_impl(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy,
+                              double dloss) override;
+  void fake_quant_impl(Tensor& w_hat, const Tensor& w, const Tensor& v, const Tensor& alpha, const Tensor& beta,
+                       const QuantScheme& scheme) override;
+  void fake_quant_backward_impl(Tensor& grad_v, Tensor& grad_alpha, Tensor& grad_beta, const Tensor& grad_w_hat,
+                                const Tensor& w, const Tensor& v, const Tensor& alpha, const Tensor& beta,
+                                const QuantScheme& scheme) override;
+  void clamp_impl(Tensor& x, float lo, float hi) override;
+  void sign_step_impl(Tensor& p, const Tensor& g, float lr) override;
+  void fill_impl(Tensor& x, float value) override;
+
+ private:
+  // y[M, N] (+)= x[M, K] · w[N, K]ᵀ through cuBLAS, all three of dtype dt, f32 accumulation.
+  void gemm_xwt(void* y, const void* x, const void* w, int64_t M, int64_t N, int64_t K, DType dt, float beta);
+  // Raises (and clears) a fault recorded by a kernel since the last check. Call after a synchronisation.
+  void check_faults();
+
+  int device_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  std::shared_ptr<DeviceAllocator> allocator_;
+  DeviceFault* fault_ = nullptr;  // device memory, one record
+};
+
+}  // namespace omni::cuda

@@ -1,0 +1,83 @@
+// Host launchers of the CUDA backend's kernels: raw device pointers, sizes and the stream, no Tensor (the backend
+// has validated shapes and dtypes). `act` is the activation dtype of the pointers typed void; statistics, training
+// tensors and AutoRound parameters are f32. Every launcher checks its launch.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backends/cuda/kernels/fault.h"
+#include "backends/qdq_formula.h"
+#include "core/dtype.h"
+
+namespace omni::cuda {
+
+// ---- elementwise (elementwise.cu) ----
+void launch_silu_mul(void* y, const void* gate, const void* up, int64_t n, DType act, cudaStream_t s);
+void launch_add(void* y, const void* a, const void* b, int64_t n, DType act, cudaStream_t s);
+// y[r, c] += bias[c] over rows × cols.
+void launch_add_bias(void* y, const float* bias, int64_t rows, int64_t cols, DType act, cudaStream_t s);
+// dst (dtype to) = src (dtype from), n elements.
+void launch_convert(void* dst, DType to, const void* src, DType from, int64_t n, cudaStream_t s);
+void launch_fill(float* x, float value, int64_t n, cudaStream_t s);
+void launch_clamp(float* x, float lo, float hi, int64_t n, cudaStream_t s);
+void launch_sign_step(float* p, const float* g, float lr, int64_t n, cudaStream_t s);
+void launch_silu_mul_backward(float* dgate, float* dup, const float* dy, const float* gate, const float* up,
+                              int64_t n, cudaStream_t s);
+
+// ---- rows (rows.cu) ----
+// y[t, :] = table[ids[t], :] (table dtype `table_dtype`, V rows of D).
+void launch_embedding(void* y, DType act, const int32_t* ids, int64_t T, const void* table, DType table_dtype,
+                      int64_t V, int64_t D, DeviceFault* fault, cudaStream_t s);
+// dst row index[i] = src row i, rows of row_bytes bytes, R rows in dst.
+void launch_copy_rows(void* dst, const void* src, const int32_t* index, int64_t n, int64_t R, int64_t row_bytes,
+                      DeviceFault* fault, cudaStream_t s);
+
+// ---- normalisation (norm.cu) ----
+// y = x · 1/sqrt(mean(x²) + eps) · weight per row of D; weight F32 or BF16; rstd (f32 [rows]) optional.
+void launch_rms_norm(void* y, const void* x, DType act, const void* weight, DType weight_dtype, int64_t rows,
+                     int64_t D, float eps, float* rstd, cudaStream_t s);
+void launch_rms_norm_backward(float* dx, float* dweight, const float* dy, const float* x, const float* weight,
+                              const float* rstd, int64_t rows, int64_t D, bool accumulate_dx, cudaStream_t s);
+void launch_softmax(void* x, DType act, int64_t rows, int64_t D, cudaStream_t s);
+// In place on x [N, H, hd]; the inverse rotation with `inverse`.
+void launch_rope(void* x, DType act, const int32_t* positions, int64_t N, int64_t H, int64_t hd, float theta,
+                 bool inverse, DeviceFault* fault, cudaStream_t s);
+
+// ---- attention (attention.cu) ----
+struct AttentionShape {
+  int64_t N, Hq, Hkv, hd, S, C;
+};
+// Causal attention of rows (slot, position) over k/v [S, C, Hkv, hd]; lse f32 [N, Hq] optional.
+void launch_attention(void* out, const void* q, const void* k, const void* v, DType act, const int32_t* slot,
+                      const int32_t* position, const AttentionShape& shape, float* lse, DeviceFault* fault,
+                      cudaStream_t s);
+// The training backward (f32, rows = slots × capacity in order). `delta` is f32 scratch [N, Hq].
+void launch_attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
+                               const float* v, const float* out, const float* lse, float* delta,
+                               const AttentionShape& shape, cudaStream_t s);
+
+// ---- loss (loss.cu) ----
+// acc[0] += Σ over unmasked rows of Σ (y − ref)², acc (double [2]) [1] += number of unmasked rows.
+void launch_masked_sq_error(double* acc, const float* y, const float* ref, const uint8_t* mask, int64_t rows,
+                            int64_t D, cudaStream_t s);
+// dy = c · (y − ref) on unmasked rows, 0 elsewhere.
+void launch_masked_mse_grad(float* dy, const float* y, const float* ref, const uint8_t* mask, int64_t rows,
+                            int64_t D, float c, cudaStream_t s);
+
+// ---- AutoRound (fake_quant.cu): the formula of backends/qdq_formula.h ----
+void launch_fake_quant(float* w_hat, const float* w, const float* v, const float* alpha, const float* beta,
+                       int64_t N, int64_t K, const QuantScheme& scheme, cudaStream_t s);
+void launch_fake_quant_backward(float* grad_v, float* grad_alpha, float* grad_beta, const float* grad_w_hat,
+                                const float* w, const float* v, const float* alpha, const float* beta, int64_t N,
+                                int64_t K, const QuantScheme& scheme, cudaStream_t s);
+
+// ---- quantized weights (dequantize.cu) ----
+// out [N, K] (dtype `out_dtype`) = scales[g(k), n] · (code(k, n) − zeros[g(k), n]) from the GPTQ layout of
+// backends/linear_weight.h (any bits in {2, 3, 4, 8}): the fallback for weights the W4A16 kernels do not take.
+void launch_dequantize_gptq(void* out, DType out_dtype, const int32_t* qweight, const uint16_t* scales_f16,
+                            const uint8_t* zeros, const int32_t* g_idx, int bits, int64_t K, int64_t N,
+                            int64_t group_size, cudaStream_t s);
+
+}  // namespace omni::cuda

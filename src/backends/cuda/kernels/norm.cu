@@ -1,0 +1,148 @@
+// Row reductions: RMSNorm (forward with optional saved rstd, and its f32 backward), softmax, and the rotary
+// embedding. One block per row; f32 arithmetic with the CPU kernels' expressions, one rounding on store.
+#include "backends/cuda/kernels/common.cuh"
+#include "backends/cuda/kernels/kernels.h"
+
+namespace omni::cuda {
+namespace {
+
+// Threads per row block: enough for the row, a multiple of 32.
+int row_threads(int64_t D) { return D >= 1024 ? 512 : D >= 256 ? 256 : D >= 64 ? 64 : 32; }
+
+template <class T, class W>
+__global__ void rms_norm_kernel(T* y, const T* x, const W* weight, int64_t D, float eps, float* rstd) {
+  const int64_t r = blockIdx.x;
+  const T* xr = x + r * D;
+  float ss = 0.f;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+    const float v = to_f32(xr[d]);
+    ss += v * v;
+  }
+  ss = block_sum(ss);
+  const float inv = 1.0f / sqrtf(ss / static_cast<float>(D) + eps);
+  if (rstd && threadIdx.x == 0) rstd[r] = inv;
+  T* yr = y + r * D;  // may alias x: each element is read before it is written, by the same thread
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) yr[d] = from_f32<T>((to_f32(xr[d]) * inv) * to_f32(weight[d]));
+}
+
+// dx (+)= rstd · w ∘ dy − x · rstd³ · (Σ w dy x) / D, per row.
+__global__ void rms_norm_backward_kernel(float* dx, const float* dy, const float* x, const float* weight,
+                                         const float* rstd, int64_t D, bool accumulate) {
+  const int64_t r = blockIdx.x;
+  const float *xr = x + r * D, *gr = dy + r * D;
+  float dot = 0.f;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) dot += weight[d] * gr[d] * xr[d];
+  dot = block_sum(dot);
+  const float inv = rstd[r], c = dot * inv * inv * inv / static_cast<float>(D);
+  float* dxr = dx + r * D;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+    const float g = inv * weight[d] * gr[d] - xr[d] * c;
+    dxr[d] = accumulate ? dxr[d] + g : g;
+  }
+}
+
+// dweight[d] += Σ_r dy · x · rstd: one thread per column, rows in order (a fixed summation order).
+__global__ void rms_norm_dweight_kernel(float* dweight, const float* dy, const float* x, const float* rstd,
+                                        int64_t rows, int64_t D) {
+  const int64_t d = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (d >= D) return;
+  float acc = 0.f;
+  for (int64_t r = 0; r < rows; ++r) acc += dy[r * D + d] * x[r * D + d] * rstd[r];
+  dweight[d] += acc;
+}
+
+template <class T>
+__global__ void softmax_kernel(T* x, int64_t D) {
+  T* row = x + blockIdx.x * D;
+  float mx = -INFINITY;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) mx = fmaxf(mx, to_f32(row[d]));
+  mx = block_max(mx);
+  float sum = 0.f;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) sum += expf(to_f32(row[d]) - mx);
+  sum = block_sum(sum);
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) row[d] = from_f32<T>(expf(to_f32(row[d]) - mx) / sum);
+}
+
+// One thread per (row, head, rotation pair): the rotate-half (NeoX) layout, f32 angles as PyTorch computes them.
+template <class T>
+__global__ void rope_kernel(T* x, const int32_t* positions, int64_t N, int64_t H, int64_t hd, float theta,
+                            bool inverse, DeviceFault* fault) {
+  const int64_t half = hd / 2;
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= N * H * half) return;
+  const int64_t n = i / (H * half), h = (i / half) % H, j = i % half;
+  const int32_t pos = positions[n];
+  if (pos < 0) {
+    report_fault(fault, FaultCode::NegativePosition, n, pos, 0);
+    return;
+  }
+  const float inv_freq = 1.0f / powf(theta, static_cast<float>(2 * j) / static_cast<float>(hd));
+  const float angle = static_cast<float>(pos) * inv_freq;
+  const float c = cosf(angle), sn = sinf(angle);
+  T* v = x + (n * H + h) * hd;
+  const float a = to_f32(v[j]), b = to_f32(v[j + half]);
+  if (inverse) {
+    v[j] = from_f32<T>(a * c + b * sn);
+    v[j + half] = from_f32<T>(b * c - a * sn);
+  } else {
+    v[j] = from_f32<T>(a * c - b * sn);
+    v[j + half] = from_f32<T>(b * c + a * sn);
+  }
+}
+
+unsigned row_grid(int64_t rows) {
+  OMNI_CHECK(rows < (int64_t{1} << 31), "too many rows for one launch: ", rows);
+  return static_cast<unsigned>(rows);
+}
+
+}  // namespace
+
+void launch_rms_norm(void* y, const void* x, DType act, const void* weight, DType weight_dtype, int64_t rows,
+                     int64_t D, float eps, float* rstd, cudaStream_t s) {
+  if (rows == 0) return;
+  dispatch_float(act, "rms_norm", [&](auto tag) {
+    using T = decltype(tag);
+    if (weight_dtype == DType::F32)
+      rms_norm_kernel<<<row_grid(rows), row_threads(D), 0, s>>>(static_cast<T*>(y), static_cast<const T*>(x),
+                                                                static_cast<const float*>(weight), D, eps, rstd);
+    else if (weight_dtype == DType::BF16)
+      rms_norm_kernel<<<row_grid(rows), row_threads(D), 0, s>>>(
+          static_cast<T*>(y), static_cast<const T*>(x), static_cast<const __nv_bfloat16*>(weight), D, eps, rstd);
+    else
+      OMNI_FAIL("rms_norm: weight must be F32 or BF16, found ", dtype_name(weight_dtype));
+  });
+  check_launch("rms_norm_kernel");
+}
+
+void launch_rms_norm_backward(float* dx, float* dweight, const float* dy, const float* x, const float* weight,
+                              const float* rstd, int64_t rows, int64_t D, bool accumulate_dx, cudaStream_t s) {
+  if (rows == 0) return;
+  if (dweight) {  // first: dx may overwrite dy
+    rms_norm_dweight_kernel<<<blocks_for(D), kThreads, 0, s>>>(dweight, dy, x, rstd, rows, D);
+    check_launch("rms_norm_dweight_kernel");
+  }
+  rms_norm_backward_kernel<<<row_grid(rows), row_threads(D), 0, s>>>(dx, dy, x, weight, rstd, D, accumulate_dx);
+  check_launch("rms_norm_backward_kernel");
+}
+
+void launch_softmax(void* x, DType act, int64_t rows, int64_t D, cudaStream_t s) {
+  if (rows == 0) return;
+  dispatch_float(act, "softmax", [&](auto tag) {
+    using T = decltype(tag);
+    softmax_kernel<<<row_grid(rows), row_threads(D), 0, s>>>(static_cast<T*>(x), D);
+  });
+  check_launch("softmax_kernel");
+}
+
+void launch_rope(void* x, DType act, const int32_t* positions, int64_t N, int64_t H, int64_t hd, float theta,
+                 bool inverse, DeviceFault* fault, cudaStream_t s) {
+  const int64_t n = N * H * (hd / 2);
+  if (n == 0) return;
+  dispatch_float(act, "rope", [&](auto tag) {
+    using T = decltype(tag);
+    rope_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<T*>(x), positions, N, H, hd, theta, inverse, fault);
+  });
+  check_launch("rope_kernel");
+}
+
+}  // namespace omni::cuda

@@ -1,0 +1,25 @@
+// Which backend a command runs on: `--device cpu|cuda[:N]|auto` and the activation dtype `--dtype f32|bf16|f16`,
+// turned into a Backend. "auto" is the first GPU when this build has CUDA and the machine a device, else the
+// CPU. Activations default to BF16 on a GPU (A16) and F32 on the CPU (the CPU's fastest exact path).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backends/backend.h"
+
+namespace omni {
+
+struct BackendChoice {
+  Device device;
+  DType activations = DType::F32;
+};
+
+// Throws on an unknown device or dtype, a CUDA device in a build without CUDA, or one that is not present.
+BackendChoice choose_backend(const std::string& device, const std::string& dtype);
+std::unique_ptr<Backend> create_backend(const BackendChoice& choice);
+
+// Whether this build can run on CUDA devices.
+bool built_with_cuda();
+
+}  // namespace omni
