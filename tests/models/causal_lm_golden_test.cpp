@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "support/rel_error.h"
+#include "support/source_dir.h"
 
 #include <cmath>
 #include <string>
@@ -23,7 +24,7 @@
 namespace omni {
 namespace {
 
-const std::string kData = std::string(OMNI_SOURCE_DIR) + "/tests/data/";
+std::string data_dir() { return testing_support::source_dir() + "/tests/data/"; }
 
 struct Case {
   std::string fixture;  // under tests/data/
@@ -58,7 +59,7 @@ std::vector<int32_t> ids_of(const Tensor& t) {
 class CausalLmGolden : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CausalLmGolden, LogitsAndHiddenStatesMatchTransformers) {
-  const std::string dir = kData + GetParam().fixture;
+  const std::string dir = data_dir() + GetParam().fixture;
   const std::string name = case_name(GetParam());
   const std::unique_ptr<Backend> backend = backend_for(GetParam());
   if (!backend) GTEST_SKIP() << name << ": no CUDA device on this machine";
@@ -94,7 +95,7 @@ TEST_P(CausalLmGolden, LogitsAndHiddenStatesMatchTransformers) {
 class CausalLmGreedy : public ::testing::TestWithParam<Case> {};
 
 TEST_P(CausalLmGreedy, GreedyContinuationMatches) {
-  const std::string dir = kData + GetParam().fixture;
+  const std::string dir = data_dir() + GetParam().fixture;
   const std::string name = case_name(GetParam());
   const std::unique_ptr<Backend> backend = backend_for(GetParam());
   if (!backend) GTEST_SKIP() << name << ": no CUDA device on this machine";

@@ -55,7 +55,7 @@ NamedTensors block_forward_all(TuningContext& ctx, const NamedTensors& inputs, i
     for (const std::string& name : names) x.set(name, inputs.at(name).slice_rows(b0, b1));
     const NamedTensors y = ctx.forward(x, /*save_activations=*/false);
     for (const std::string& name : names) {
-      const Tensor& yt = y.at(name);
+      const Tensor yt = ctx.backend().download(y.at(name));
       std::memcpy(out.at(name).slice_rows(b0, b1).raw(), yt.raw(), yt.nbytes());
     }
   }
@@ -107,9 +107,11 @@ BlockTuningResult tune_block(TuningContext& ctx, const NamedTensors& inputs, con
                name, "\"");
   const Tensor& first = inputs.at(names.at(0));
   const int64_t T = first.dim(1);
-  const std::vector<uint8_t> mask_v = mask_of(opt.batch_size, T);
-  const Tensor mask = Tensor::borrow(const_cast<uint8_t*>(mask_v.data()), {opt.batch_size * T}, DType::U8, nullptr);
   Backend& be = ctx.backend();
+  // The loss runs on the backend: mask, targets and gradients live there (calibration data stays on the host and
+  // each micro-batch is uploaded).
+  std::vector<uint8_t> mask_v = mask_of(opt.batch_size, T);
+  const Tensor mask = be.upload(Tensor::borrow(mask_v.data(), {opt.batch_size * T}, DType::U8, nullptr));
   BatchSampler sampler(first.dim(0), opt.batch_size, seed);
   const double lr = opt.effective_lr(), minmax_lr = opt.effective_minmax_lr();
 
@@ -120,7 +122,7 @@ BlockTuningResult tune_block(TuningContext& ctx, const NamedTensors& inputs, con
   for (const std::string& name : names) {
     Shape s = inputs.at(name).shape();
     s[0] = opt.batch_size;
-    dy.set(name, Tensor::empty(s, DType::F32));
+    dy.set(name, be.alloc(s, DType::F32));
   }
   for (int64_t t = 0; t < opt.iters; ++t) {
     ctx.refresh_weights(TuningContext::WeightMode::FakeQuant);  // clamps alpha/beta, Ŵ from V/alpha/beta
@@ -132,7 +134,7 @@ BlockTuningResult tune_block(TuningContext& ctx, const NamedTensors& inputs, con
       const NamedTensors y = ctx.forward(x, /*save_activations=*/true);
       // Each micro-batch contributes 1/grad_accum of the mean, so accumulated gradients are the batch mean's.
       for (const std::string& name : names)
-        loss += be.masked_mse_loss(y.at(name), ref.at(name), mask, &dy.at(name),
+        loss += be.masked_mse_loss(y.at(name), be.upload(ref.at(name)), mask, &dy.at(name),
                                    1.0 / static_cast<double>(opt.grad_accum));
       ctx.backward(dy);
     }

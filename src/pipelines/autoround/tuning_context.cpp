@@ -144,9 +144,8 @@ void TuningContext::set_batch(int64_t B, int64_t T) {
 NamedTensors TuningContext::forward(const NamedTensors& in, bool save_activations) {
   const std::vector<std::string> names = block_.io_names();
   const Tensor& first = in.at(names.at(0));
-  OMNI_CHECK(first.device().is_cpu() && first.dtype() == DType::F32 && first.ndim() == 3,
-             "TuningContext::forward: \"", names[0], "\" must be CPU F32 [B, T, D], got ", dtype_name(first.dtype()),
-             " ", shape_str(first.shape()));
+  OMNI_CHECK(first.dtype() == DType::F32 && first.ndim() == 3, "TuningContext::forward: \"", names[0],
+             "\" must be F32 [B, T, D], got ", dtype_name(first.dtype()), " ", shape_str(first.shape()));
   set_batch(first.dim(0), first.dim(1));
   saved_ = false;
   linear_inputs_.clear();
@@ -155,17 +154,24 @@ NamedTensors TuningContext::forward(const NamedTensors& in, bool save_activation
   NamedTensors rows_in, rows_out;
   for (const std::string& n : names) {
     const Tensor& x = in.at(n);
-    OMNI_CHECK(x.device().is_cpu() && x.dtype() == DType::F32 && x.ndim() == 3 && x.dim(0) == B_ && x.dim(1) == T_,
-               "TuningContext::forward: \"", n, "\" must be CPU F32 [", B_, ", ", T_, ", D], got ",
+    OMNI_CHECK(x.dtype() == DType::F32 && x.ndim() == 3 && x.dim(0) == B_ && x.dim(1) == T_,
+               "TuningContext::forward: \"", n, "\" must be F32 [", B_, ", ", T_, ", D], got ",
                dtype_name(x.dtype()), " ", shape_str(x.shape()));
-    rows_in.set(n, be_.upload(x).view(rows_shape(x.shape())));
+    rows_in.set(n, on_backend(x, "forward").view(rows_shape(x.shape())));
     rows_out.set(n, be_.alloc(rows_shape(x.shape()), DType::F32));
   }
   block_.forward(*this, rows_in, rows_out);
   saved_ = save_activations;
   NamedTensors out;
-  for (const std::string& n : names) out.set(n, be_.download(rows_out.at(n)).view(in.at(n).shape()));
+  for (const std::string& n : names) out.set(n, rows_out.at(n).view(in.at(n).shape()));
   return out;
+}
+
+Tensor TuningContext::on_backend(const Tensor& t, const char* op) {
+  if (t.device() == be_.device()) return t;
+  OMNI_CHECK(t.device().is_cpu(), "TuningContext::", op, ": a tensor on ", device_name(t.device()),
+             " for a context on ", device_name(be_.device()));
+  return be_.upload(t);
 }
 
 void TuningContext::linear(std::string_view name, Tensor& y, const Tensor& x) {
@@ -210,16 +216,15 @@ void TuningContext::backward(const NamedTensors& d_out, NamedTensors* d_in) {
   NamedTensors rows_dy, rows_dx;
   for (const std::string& n : names) {
     const Tensor& dy = d_out.at(n);
-    OMNI_CHECK(dy.device().is_cpu() && dy.dtype() == DType::F32 && dy.ndim() == 3 && dy.dim(0) == B_ &&
-                   dy.dim(1) == T_,
-               "TuningContext::backward: \"", n, "\" must be CPU F32 [", B_, ", ", T_, ", D], got ",
+    OMNI_CHECK(dy.dtype() == DType::F32 && dy.ndim() == 3 && dy.dim(0) == B_ && dy.dim(1) == T_,
+               "TuningContext::backward: \"", n, "\" must be F32 [", B_, ", ", T_, ", D], got ",
                dtype_name(dy.dtype()), " ", shape_str(dy.shape()));
-    rows_dy.set(n, be_.upload(dy).view(rows_shape(dy.shape())));
+    rows_dy.set(n, on_backend(dy, "backward").view(rows_shape(dy.shape())));
     if (d_in) rows_dx.set(n, be_.alloc(rows_shape(dy.shape()), DType::F32));
   }
   block_.backward(*this, rows_dy, d_in ? &rows_dx : nullptr);
   if (!d_in) return;
-  for (const std::string& n : names) d_in->set(n, be_.download(rows_dx.at(n)).view(d_out.at(n).shape()));
+  for (const std::string& n : names) d_in->set(n, rows_dx.at(n).view(d_out.at(n).shape()));
 }
 
 Tensor TuningContext::linear_input(std::string_view name) const {

@@ -77,11 +77,12 @@ class TuningContext : public BlockContext {
   void use_weights(const std::vector<std::pair<std::string, Tensor>>& weights);
   WeightMode weight_mode() const { return mode_; }
 
-  // in: CPU F32 [B, T, ...] per io name of the block. Returns the outputs, CPU F32 of the same shapes. With
-  // save_activations the backward may follow. Uses each Linear's weight_used as it is now.
+  // in: F32 [B, T, ...] per io name of the block, on the CPU (uploaded) or on the backend. Returns the outputs,
+  // F32 of the same shapes, on the backend (download them to read them on the host). With save_activations the
+  // backward may follow. Uses each Linear's weight_used as it is now.
   NamedTensors forward(const NamedTensors& in, bool save_activations);
-  // d_out: CPU F32 ∂L/∂out of the last saved forward. Adds ∂L/∂V, ∂L/∂alpha, ∂L/∂beta of every quantized Linear
-  // (in FakeQuant mode) to its grad_* buffers; with d_in, returns ∂L/∂in (CPU F32).
+  // d_out: F32 ∂L/∂out of the last saved forward (CPU or backend). Adds ∂L/∂V, ∂L/∂alpha, ∂L/∂beta of every
+  // quantized Linear (in FakeQuant mode) to its grad_* buffers; with d_in, returns ∂L/∂in (F32, on the backend).
   void backward(const NamedTensors& d_out, NamedTensors* d_in = nullptr);
   void zero_grads();
 
@@ -110,6 +111,8 @@ class TuningContext : public BlockContext {
 
  private:
   size_t index_of(std::string_view name) const;
+  // t itself when it is on the backend's device, else an upload of the CPU tensor.
+  Tensor on_backend(const Tensor& t, const char* op);
   // Sets B, T, the positions and the attention rows for a micro-batch.
   void set_batch(int64_t B, int64_t T);
   Tensor filled(const Shape& shape, float value);

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The one command for the GPU side. On a machine with an NVIDIA GPU, from the repository root:
+#
+#   scripts/gpu_check.sh OUT_DIR
+#
+# Uses the bundle of scripts/build_gpu_bundle.sh (.gpu/bundle, or $OMNI_GPU_BUNDLE; built here when absent and
+# this machine can build it), then runs: every backend op on the GPU against the reference (backend_ops_test),
+# the golden model tests on the GPU, the CUDA unit tests, the shipped model end to end (generate on GPU vs CPU,
+# AutoRound on the GPU vs the CPU, both evaluated), and the benchmarks that exist. Logs and markdown tables go
+# to OUT_DIR; the last lines printed are a summary. Exits non-zero when any check fails.
+set -uo pipefail
+out=${1:?usage: scripts/gpu_check.sh OUT_DIR}
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+mkdir -p "$out"
+bundle=${OMNI_GPU_BUNDLE:-$repo/.gpu/bundle}
+if [ ! -x "$bundle/omniround" ]; then
+  echo "== no bundle at $bundle: building one"
+  bash scripts/build_gpu_bundle.sh "$bundle" || { echo "gpu_check: no bundle and it cannot be built here" >&2; exit 2; }
+fi
+# cuBLAS: the CUDA toolkit's, else the one PyTorch carries.
+for d in /usr/local/cuda/lib64 /opt/torch/.venv/lib/python3.12/site-packages/nvidia/cu13/lib \
+         /opt/torch/.venv/lib/python3.12/site-packages/nvidia/cublas/lib; do
+  [ -d "$d" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+done
+export OMNI_SOURCE_DIR=$repo
+B=$bundle/omniround
+status=0
+summary=()
+check() {  # NAME COMMAND...: runs it with its log in OUT_DIR
+  local name=$1; shift
+  local t0=$SECONDS
+  if "$@" >"$out/$name.log" 2>&1; then
+    summary+=("PASS  $name ($((SECONDS - t0)) s)")
+  else
+    summary+=("FAIL  $name ($((SECONDS - t0)) s): see $name.log")
+    status=1
+  fi
+}
+
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
+
+echo "== backend ops on the GPU"
+check backend_ops "$bundle/backend_ops_test" --gtest_filter='*cuda*'
+sed -n '/backend_ops summary/,/^\[/p' "$out/backend_ops.log" | grep -v '^\[' > "$out/backend_ops_summary.txt"
+echo "== golden model tests on the GPU"
+check golden_models "$bundle/causal_lm_golden_test" --gtest_filter='*cuda*'
+for t in "$bundle"/cuda_*_test; do check "$(basename "$t")" "$t"; done
+
+echo "== the shipped model end to end"
+M=models/tiny-qwen3
+work=$(mktemp -d)
+prompt="The meaning of the word"
+# Greedy with f32 activations: the GPU and the CPU must continue the prompt with the same text.
+check generate_gpu_f32 "$B" generate $M -p "$prompt" -n 48 --device cuda --dtype f32
+check generate_cpu_f32 "$B" generate $M -p "$prompt" -n 48 --device cpu
+if [ "$(head -c 2000 "$out/generate_gpu_f32.log" | grep -v '^model:\|^prompt:' )" = \
+     "$(head -c 2000 "$out/generate_cpu_f32.log" | grep -v '^model:\|^prompt:')" ]; then
+  summary+=("PASS  greedy text GPU f32 == CPU f32")
+else
+  summary+=("FAIL  greedy text GPU f32 != CPU f32 (generate_*_f32.log)"); status=1
+fi
+check generate_gpu_bf16 "$B" generate $M -p "$prompt" -n 48 --device cuda
+# AutoRound on each device, same settings; both evaluated against BF16 on held-out text (on the GPU).
+ar=(--iters 100 --nsamples 32 --seqlen 256 --batch-size 8)
+check quantize_gpu "$B" quantize $M -o "$work/ar-gpu" "${ar[@]}" --device cuda
+check quantize_cpu "$B" quantize $M -o "$work/ar-cpu" "${ar[@]}" --device cpu
+check quantize_rtn "$B" quantize $M -o "$work/rtn" --rtn
+for q in ar-gpu ar-cpu rtn; do
+  check "eval_$q" "$B" eval "$work/$q" --dataset $M/heldout.txt --reference $M --device cuda --json "$out/eval_$q.json"
+done
+{
+  echo "| tiny-qwen3 W4A16 | ΔPPL | mean KLD | top-1 |"
+  echo "|---|---|---|---|"
+  for q in ar-gpu ar-cpu rtn; do
+    python3 - "$out/eval_$q.json" "$q" <<'PY' 2>/dev/null || echo "| $q | (no result) | | |"
+import json, sys
+j = json.load(open(sys.argv[1]))
+print(f"| {sys.argv[2]} | {j.get('delta_ppl', float('nan')):.4f} | {j.get('mean_kld', float('nan')):.5f} | "
+      f"{100 * j.get('same_top_p', float('nan')):.2f} % |")
+PY
+  done
+} > "$out/quality_gpu_vs_cpu.md"
+grep -h "seconds\|s/block\|AutoRound:" "$out/quantize_gpu.log" "$out/quantize_cpu.log" > "$out/quantize_times.txt" || true
+rm -rf "$work"
+
+echo "== decode: Qwen3-8B-shaped blocks (random weights), BF16 vs W4A16 (RTN g128), batch 1"
+# Eight of the 36 blocks of Qwen3-8B (hidden 4096, intermediate 12288, 32/8 heads × 128): per-token time per
+# block is what scales, and eight keep the checkpoint at ~3 GB. tools/make_random_qwen3.py needs PyTorch.
+dec=$(mktemp -d)
+if python3 tools/make_random_qwen3.py "$dec/bf16" --hidden 4096 --intermediate 12288 --layers "${OMNI_DECODE_LAYERS:-8}" \
+     --heads 32 --kv-heads 8 --head-dim 128 >"$out/decode_model.log" 2>&1; then
+  check decode_rtn "$B" quantize "$dec/bf16" -o "$dec/w4a16" --rtn
+  for m in bf16 w4a16; do
+    check "decode_$m" "$B" generate "$dec/$m" -p "$prompt" -n 128 --device cuda
+  done
+  {
+    echo "| weights | checkpoint GB | decode tokens/s | bytes/token ÷ 4.25 TB/s (roofline tokens/s) | % of roofline |"
+    echo "|---|---|---|---|---|"
+    for m in bf16 w4a16; do
+      gb=$(du -sb "$dec/$m" | cut -f1)
+      tps=$(sed -n 's/.*decode \([0-9.]*\) tokens\/s.*/\1/p' "$out/decode_$m.log" | tail -1)
+      python3 -c "import sys; b=float(sys.argv[1]); t=float(sys.argv[2] or 'nan'); r=4.25e12/b; print(f'| {sys.argv[3]} | {b/1e9:.2f} | {t:.1f} | {r:.0f} | {100*t/r:.1f} % |')" "$gb" "${tps:-nan}" "$m"
+    done
+  } > "$out/decode.md"
+else
+  summary+=("SKIP  decode: tools/make_random_qwen3.py failed (see decode_model.log)")
+fi
+rm -rf "$dec"
+
+for b in "$bundle"/*_bench; do
+  [ -x "$b" ] || continue
+  name=$(basename "$b")
+  echo "== $name"
+  check "$name" "$b"
+  cp "$out/$name.log" "$out/$name.md"
+done
+
+echo
+echo "== gpu_check summary ($(head -2 "$out/gpu.txt" | tail -1))"
+printf '%s\n' "${summary[@]}"
+cat "$out/quality_gpu_vs_cpu.md"
+[ -f "$out/decode.md" ] && cat "$out/decode.md"
+exit $status
