@@ -1,0 +1,630 @@
+// One templated kernel serves every M: a block of 8 warps owns BM rows x WN strips of 64 columns and a run of
+// K stages; a multi-stage cp.async pipeline streams the fragment-ordered weights (L2 evict-first), the x tile
+// (ldmatrix from a swizzled tile) and the stage's scales/zeros into shared memory; each warp dequantises its
+// 16-byte fragment vectors in registers (magic-number trick) and feeds mma.sync m16n8k16 with F32 accumulators.
+// Warps that split K inside the block are reduced through shared memory; blocks that split K (so that small M
+// still fills all SMs) write F32 partials and the last block of a tile to arrive sums them in a fixed order.
+#include "backends/cuda/w4a16/w4a16_gemm.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+
+#include "core/error.h"
+
+namespace omni::cuda {
+namespace {
+
+void check(cudaError_t e, const char* what) {
+  OMNI_CHECK(e == cudaSuccess, "CUDA error in ", what, ": ", cudaGetErrorString(e));
+}
+
+constexpr int kThreads = 256;
+constexpr int kWarpKTiles = 2;  // k16 tiles per warp per stage: 32 inputs, always inside one group
+
+template <int MB_, int WM_, int WN_, int WK_, int STAGES_>
+struct Tile {
+  static constexpr int MB = MB_, WM = WM_, WN = WN_, WK = WK_, STAGES = STAGES_;
+  static_assert(WM * WN * WK * 32 == kThreads, "8 warps per block");
+  static constexpr int BM = 16 * MB * WM;
+  static constexpr int BN = 64 * WN;
+  static constexpr int BK = 16 * kWarpKTiles * WK;
+  static constexpr int kStripKTiles = kWarpKTiles * WK;  // k16 tiles of one strip in one stage
+  static constexpr int kWBytes = WN * kStripKTiles * 512;
+  static constexpr int kAChunks = BK / 8;  // 16-byte chunks per x row of the stage
+  static constexpr int kABytes = BM * BK * 2;
+  static constexpr int kGroupRows = BK / 32;  // a stage touches at most this many groups
+  static constexpr int kSBytes = kGroupRows * BN * 2;
+  static constexpr int kZBytes = kGroupRows * BN / 2;
+  static constexpr int kStageBytes = kWBytes + kABytes + kSBytes + kZBytes;
+  static constexpr int kRedBytes = (WK - 1) * WM * WN * MB * 8 * 32 * 16;
+  static constexpr int kSmemBytes = STAGES * kStageBytes > kRedBytes ? STAGES * kStageBytes : kRedBytes;
+  static constexpr int kPartialFloat2 = WM * WN * MB * 8 * 2 * 32;  // per (tile, split)
+};
+
+// M <= 16, <= 32: one row-block of 16/32 rows, 2 strips, K split over 4 warps (BK = 128); M <= 64: 2 x 32 rows,
+// 2 strips, K split over 2 warps (BK = 64), which keeps the accumulators in registers.
+// M > 64: 128 x 256 tiles, no in-block K split.
+using TileM16 = Tile<1, 1, 2, 4, 5>;
+using TileM32 = Tile<2, 1, 2, 4, 5>;
+using TileM64 = Tile<2, 2, 2, 2, 5>;
+using TileLarge = Tile<4, 2, 4, 1, 4>;
+
+struct GemmArgs {
+  const uint4* qweight;
+  const uint16_t* scales;
+  const uint32_t* zeros;  // null: symmetric, zero point 8
+  const uint16_t* x;
+  uint16_t* y;
+  const float* bias;
+  float2* partials;
+  unsigned long long* counters;
+  int M, N, K, group_size;
+  int k_iters, splits, n_tiles;
+  unsigned epoch;
+};
+
+__device__ __forceinline__ uint32_t smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ uint64_t evict_first_policy() {
+  uint64_t p;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(p));
+  return p;
+}
+__device__ __forceinline__ void cp_async_evict_first(void* dst, const void* src, uint64_t policy) {
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(smem_addr(dst)), "l"(src),
+               "l"(policy));
+}
+__device__ __forceinline__ void cp_async(void* dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src));
+}
+// Copies 16 bytes, or writes 16 zero bytes when !ok (src is then not read).
+__device__ __forceinline__ void cp_async_zfill(void* dst, const void* src, bool ok) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(smem_addr(dst)), "l"(src), "r"(ok ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(N));
+}
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(smem_addr(p)));
+}
+
+// XOR swizzle of the 16-byte chunks of an x row, so that the 8 rows one ldmatrix phase reads hit 8 distinct
+// bank groups.
+template <int kChunks>
+__device__ __forceinline__ int swizzle(int row, int chunk) {
+  if constexpr (kChunks >= 8) return chunk ^ (row & 7);
+  else return chunk ^ ((row / (8 / kChunks)) & (kChunks - 1));
+}
+
+template <bool kBF16>
+struct Act;
+template <>
+struct Act<true> {
+  using T2 = __nv_bfloat162;
+  static constexpr uint32_t kMagic = 0x43004300u;  // bf16 128.0 in both halves: 128 + code is exact
+  __device__ static uint16_t from_f16(uint16_t h) {
+    return __bfloat16_as_ushort(__float2bfloat16_rn(__half2float(__ushort_as_half(h))));
+  }
+  __device__ static uint32_t pack(float a, float b) {
+    const __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+  __device__ static void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+};
+template <>
+struct Act<false> {
+  using T2 = __half2;
+  static constexpr uint32_t kMagic = 0x64006400u;  // f16 1024.0 in both halves: 1024 + code is exact
+  __device__ static uint16_t from_f16(uint16_t h) { return h; }
+  __device__ static uint32_t pack(float a, float b) {
+    const __half2 v = __floats2half2_rn(a, b);
+    return *reinterpret_cast<const uint32_t*>(&v);
+  }
+  __device__ static void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+};
+
+// (magic + code - (magic + zero)) * scale: the subtraction is exact, the product rounds once.
+template <bool kBF16>
+__device__ __forceinline__ uint32_t dequant_pair(uint32_t q, int shift, uint32_t zero2, uint32_t scale2) {
+  using T2 = typename Act<kBF16>::T2;
+  const uint32_t v = ((q >> shift) & 0x000f000fu) | Act<kBF16>::kMagic;
+  const T2 r = __hmul2(__hsub2(*reinterpret_cast<const T2*>(&v), *reinterpret_cast<const T2*>(&zero2)),
+                       *reinterpret_cast<const T2*>(&scale2));
+  return *reinterpret_cast<const uint32_t*>(&r);
+}
+
+// The last of `splits` blocks of a tile to arrive gets true. The counter holds (epoch << 32 | arrivals); a value
+// of another epoch counts as zero, so a workspace holding anything else needs no clearing; the last block clears it
+// so that graph replays (same epoch) start from zero too.
+__device__ bool arrive_last(unsigned long long* counter, unsigned epoch, int splits) {
+  const unsigned long long tag = static_cast<unsigned long long>(epoch) << 32;
+  unsigned long long old = atomicAdd(counter, 0ull);
+  unsigned long long next;
+  while (true) {
+    next = ((old >> 32) == epoch) ? old + 1 : (tag | 1ull);
+    const unsigned long long seen = atomicCAS(counter, old, next);
+    if (seen == old) break;
+    old = seen;
+  }
+  const bool last = static_cast<int>(next & 0xffffffffull) == splits;
+  if (last) atomicExch(counter, 0ull);
+  return last;
+}
+
+template <class C, bool kBF16>
+__global__ void __launch_bounds__(kThreads) w4a16_gemm_kernel(const GemmArgs a) {
+  using A = Act<kBF16>;
+  constexpr int MB = C::MB, WM = C::WM, WN = C::WN;
+  extern __shared__ __align__(128) unsigned char smem[];
+  __shared__ int s_last;
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int wm = warp % WM, wn = (warp / WM) % WN, wk = warp / (WM * WN);
+  const int split = blockIdx.x % a.splits, tile = blockIdx.x / a.splits;
+  const int n_tile = tile % a.n_tiles, m_tile = tile / a.n_tiles;
+  const int strips = a.N / 64, strip0 = n_tile * WN, k16_tiles = a.K / 16;
+  const int it_begin = static_cast<int>(static_cast<int64_t>(split) * a.k_iters / a.splits);
+  const int it_end = static_cast<int>(static_cast<int64_t>(split + 1) * a.k_iters / a.splits);
+  const uint64_t policy = evict_first_policy();
+
+  auto load_stage = [&](int it, int slot) {
+    unsigned char* sw = smem + slot * C::kStageBytes;
+    unsigned char* sa = sw + C::kWBytes;
+    unsigned char* ss = sa + C::kABytes;
+    unsigned char* sz = ss + C::kSBytes;
+    const int kt0 = it * (C::BK / 16);
+    for (int i = tid; i < WN * C::kStripKTiles * 32; i += kThreads) {
+      const int s = i / (C::kStripKTiles * 32), r = i % (C::kStripKTiles * 32), kt = kt0 + r / 32;
+      if (strip0 + s < strips && kt < k16_tiles)
+        cp_async_evict_first(sw + i * 16, a.qweight + (static_cast<size_t>(strip0 + s) * k16_tiles + kt) * 32 + r % 32,
+                             policy);
+    }
+    for (int i = tid; i < C::BM * C::kAChunks; i += kThreads) {
+      const int r = i / C::kAChunks, ch = i % C::kAChunks;
+      const int m = m_tile * C::BM + r, k = it * C::BK + ch * 8;
+      const bool ok = m < a.M && k < a.K;
+      cp_async_zfill(sa + (r * C::kAChunks + swizzle<C::kAChunks>(r, ch)) * 16,
+                     ok ? a.x + static_cast<size_t>(m) * a.K + k : a.x, ok);
+    }
+    const int k0 = it * C::BK, g0 = k0 / a.group_size;
+    const int g_last = (min(k0 + C::BK, a.K) - 1) / a.group_size;
+    for (int i = tid; i < C::kGroupRows * WN * 8; i += kThreads) {
+      const int r = i / (WN * 8), c = i % (WN * 8), g = g0 + r;
+      if (g <= g_last && strip0 + c / 8 < strips)
+        cp_async(ss + i * 16, a.scales + static_cast<size_t>(g) * a.N + static_cast<size_t>(strip0) * 64 + c * 8);
+    }
+    if (a.zeros) {
+      for (int i = tid; i < C::kGroupRows * WN * 2; i += kThreads) {
+        const int r = i / (WN * 2), c = i % (WN * 2), g = g0 + r;
+        if (g <= g_last && strip0 + c / 2 < strips)
+          cp_async(sz + i * 16, a.zeros + static_cast<size_t>(g) * (a.N / 8) + static_cast<size_t>(strip0) * 8 + c * 4);
+      }
+    }
+  };
+
+  float acc[MB][8][4];
+#pragma unroll
+  for (int mb = 0; mb < MB; ++mb)
+#pragma unroll
+    for (int s = 0; s < 8; ++s)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc[mb][s][e] = 0.f;
+
+  const bool strip_ok = strip0 + wn < strips;
+  auto compute_stage = [&](int it, int slot) {
+    const int kt_local = wk * kWarpKTiles, kt = it * (C::BK / 16) + kt_local;
+    if (!strip_ok || kt >= k16_tiles) return;  // warp-uniform
+    const unsigned char* sw = smem + slot * C::kStageBytes;
+    const unsigned char* sa = sw + C::kWBytes;
+    const unsigned char* ss = sa + C::kABytes;
+    const unsigned char* sz = ss + C::kSBytes;
+    const int gslot = (kt * 16) / a.group_size - (it * C::BK) / a.group_size;
+    const uint4 sv = *reinterpret_cast<const uint4*>(ss + gslot * C::BN * 2 + wn * 128 + (lane / 4) * 16);
+    const uint32_t zv = a.zeros ? *reinterpret_cast<const uint32_t*>(sz + gslot * (C::BN / 2) + wn * 32 + (lane / 4) * 4)
+                                : 0x88888888u;
+    uint32_t scale2[8], zero2[8];
+    const uint32_t sw4[4] = {sv.x, sv.y, sv.z, sv.w};
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const uint32_t s = A::from_f16(static_cast<uint16_t>(sw4[i / 2] >> (16 * (i % 2))));
+      scale2[i] = s | (s << 16);
+      const uint32_t z = ((zv >> (4 * i)) & 0xfu) | (A::kMagic & 0xffffu);
+      zero2[i] = z | (z << 16);
+    }
+    uint4 qv[kWarpKTiles];
+#pragma unroll
+    for (int j = 0; j < kWarpKTiles; ++j)
+      qv[j] = *reinterpret_cast<const uint4*>(sw + (wn * C::kStripKTiles + kt_local + j) * 512 + lane * 16);
+#pragma unroll
+    for (int j = 0; j < kWarpKTiles; ++j) {
+      uint32_t af[MB][4];
+#pragma unroll
+      for (int mb = 0; mb < MB; ++mb) {
+        const int row = wm * 16 * MB + mb * 16 + (lane & 15);
+        const int ch = 2 * (kt_local + j) + (lane >> 4);
+        ldmatrix_x4(af[mb], sa + (row * C::kAChunks + swizzle<C::kAChunks>(row, ch)) * 16);
+      }
+      const uint32_t q4[4] = {qv[j].x, qv[j].y, qv[j].z, qv[j].w};
+#pragma unroll
+      for (int s = 0; s < 8; ++s) {
+        const uint32_t q = q4[s / 2];
+        const int h = s % 2;
+        const uint32_t b0 = dequant_pair<kBF16>(q, 8 * h, zero2[s], scale2[s]);
+        const uint32_t b1 = dequant_pair<kBF16>(q, 8 * h + 4, zero2[s], scale2[s]);
+#pragma unroll
+        for (int mb = 0; mb < MB; ++mb) A::mma(acc[mb][s], af[mb], b0, b1);
+      }
+    }
+  };
+
+  const int n_it = it_end - it_begin;
+#pragma unroll 1
+  for (int s = 0; s < C::STAGES - 1; ++s) {
+    if (s < n_it) load_stage(it_begin + s, s);
+    cp_async_commit();
+  }
+#pragma unroll 1
+  for (int i = 0; i < n_it; ++i) {
+    cp_async_wait<C::STAGES - 2>();
+    __syncthreads();
+    const int next = i + C::STAGES - 1;
+    if (next < n_it) load_stage(it_begin + next, next % C::STAGES);
+    cp_async_commit();
+    compute_stage(it_begin + i, i % C::STAGES);
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+
+  if constexpr (C::WK > 1) {
+    float4* red = reinterpret_cast<float4*>(smem);
+    const int slot_base = (wn * WM + wm) * MB * 8;
+    if (wk > 0) {
+#pragma unroll
+      for (int mb = 0; mb < MB; ++mb)
+#pragma unroll
+        for (int s = 0; s < 8; ++s)
+          red[(((wk - 1) * WM * WN * MB * 8) + slot_base + mb * 8 + s) * 32 + lane] =
+              make_float4(acc[mb][s][0], acc[mb][s][1], acc[mb][s][2], acc[mb][s][3]);
+    }
+    __syncthreads();
+    if (wk == 0) {
+#pragma unroll 1
+      for (int w = 1; w < C::WK; ++w)
+#pragma unroll
+        for (int mb = 0; mb < MB; ++mb)
+#pragma unroll
+          for (int s = 0; s < 8; ++s) {
+            const float4 v = red[(((w - 1) * WM * WN * MB * 8) + slot_base + mb * 8 + s) * 32 + lane];
+            acc[mb][s][0] += v.x;
+            acc[mb][s][1] += v.y;
+            acc[mb][s][2] += v.z;
+            acc[mb][s][3] += v.w;
+          }
+    }
+  }
+
+  const bool owner = wk == 0 && strip_ok;
+  const int row0 = m_tile * C::BM + wm * 16 * MB + lane / 4;
+  const int col0 = (strip0 + wn) * 64 + 2 * (lane % 4);
+
+  if (a.splits > 1) {
+    float2* part = a.partials + (static_cast<size_t>(tile) * a.splits + split) * C::kPartialFloat2 +
+                   static_cast<size_t>(wn * WM + wm) * (MB * 8 * 2 * 32);
+    if (owner) {
+#pragma unroll
+      for (int mb = 0; mb < MB; ++mb)
+#pragma unroll
+        for (int s = 0; s < 8; ++s)
+#pragma unroll
+          for (int hr = 0; hr < 2; ++hr)
+            if (row0 + mb * 16 + 8 * hr < a.M)
+              part[((mb * 8 + s) * 2 + hr) * 32 + lane] = make_float2(acc[mb][s][2 * hr], acc[mb][s][2 * hr + 1]);
+    }
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) s_last = arrive_last(a.counters + tile, a.epoch, a.splits);
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    if (owner) {
+      const float2* base = a.partials + static_cast<size_t>(tile) * a.splits * C::kPartialFloat2 +
+                           static_cast<size_t>(wn * WM + wm) * (MB * 8 * 2 * 32);
+#pragma unroll
+      for (int mb = 0; mb < MB; ++mb)
+#pragma unroll
+        for (int s = 0; s < 8; ++s)
+#pragma unroll
+          for (int hr = 0; hr < 2; ++hr) {
+            if (row0 + mb * 16 + 8 * hr >= a.M) continue;
+            // Fixed order over the splits, so the result does not depend on which block came last.
+            float2 sum = make_float2(0.f, 0.f);
+            for (int sp = 0; sp < a.splits; ++sp) {
+              const float2 v = sp == split ? make_float2(acc[mb][s][2 * hr], acc[mb][s][2 * hr + 1])
+                                           : __ldcg(base + static_cast<size_t>(sp) * C::kPartialFloat2 +
+                                                    ((mb * 8 + s) * 2 + hr) * 32 + lane);
+              sum.x += v.x;
+              sum.y += v.y;
+            }
+            acc[mb][s][2 * hr] = sum.x;
+            acc[mb][s][2 * hr + 1] = sum.y;
+          }
+    }
+  }
+
+  if (!owner) return;
+#pragma unroll
+  for (int mb = 0; mb < MB; ++mb)
+#pragma unroll
+    for (int s = 0; s < 8; ++s) {
+      const int col = col0 + 16 * (s / 2) + 8 * (s % 2);
+      const float b0 = a.bias ? a.bias[col] : 0.f, b1 = a.bias ? a.bias[col + 1] : 0.f;
+#pragma unroll
+      for (int hr = 0; hr < 2; ++hr) {
+        const int row = row0 + mb * 16 + 8 * hr;
+        if (row < a.M)
+          *reinterpret_cast<uint32_t*>(a.y + static_cast<size_t>(row) * a.N + col) =
+              A::pack(acc[mb][s][2 * hr] + b0, acc[mb][s][2 * hr + 1] + b1);
+      }
+    }
+}
+
+// x'[m, k'] = x[m, perm[k']]: the activations in the sorted-by-group order of an act-order weight.
+__global__ void gather_columns_kernel(const uint16_t* x, const int32_t* perm, uint16_t* out, int64_t M, int64_t K) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= M * K) return;
+  const int64_t m = i / K, k = i % K;
+  out[i] = x[m * K + perm[k]];
+}
+
+constexpr int kMaxDevices = 64;
+
+struct DeviceInfo {
+  int sms = 0;
+};
+DeviceInfo device_info() {
+  static std::once_flag once[kMaxDevices];
+  static DeviceInfo info[kMaxDevices];
+  int dev = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  OMNI_CHECK(dev >= 0 && dev < kMaxDevices, "W4A16 GEMM: device index ", dev, " out of range");
+  std::call_once(once[dev], [&] {
+    check(cudaDeviceGetAttribute(&info[dev].sms, cudaDevAttrMultiProcessorCount, dev),
+          "cudaDeviceGetAttribute(MultiProcessorCount)");
+  });
+  return info[dev];
+}
+
+// Sets the kernel's shared-memory limit once per device and returns its resident blocks per SM.
+template <class C, bool kBF16>
+int prepare_kernel() {
+  static std::once_flag once[kMaxDevices];
+  static int blocks_per_sm[kMaxDevices];
+  int dev = 0;
+  check(cudaGetDevice(&dev), "cudaGetDevice");
+  std::call_once(once[dev], [&] {
+    auto* kernel = &w4a16_gemm_kernel<C, kBF16>;
+    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes),
+          "cudaFuncSetAttribute(w4a16_gemm_kernel, MaxDynamicSharedMemorySize)");
+    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm[dev], kernel, kThreads, C::kSmemBytes),
+          "cudaOccupancyMaxActiveBlocksPerMultiprocessor(w4a16_gemm_kernel)");
+    OMNI_CHECK(blocks_per_sm[dev] > 0, "W4A16 GEMM: kernel does not fit on an SM");
+  });
+  return blocks_per_sm[dev];
+}
+
+// How a call is cut: tiles of the chosen configuration and the number of K splits per tile.
+struct Plan {
+  int config = 0;  // 0..3: TileM16, TileM32, TileM64, TileLarge
+  int bm = 0, bn = 0, bk = 0, partial_float2 = 0;
+  int m_tiles = 0, n_tiles = 0, k_iters = 0, splits = 1;
+};
+
+template <class C>
+void fill_plan(Plan& p, int64_t M, const W4A16DeviceWeights& w, int blocks_per_sm, int sms) {
+  p.bm = C::BM;
+  p.bn = C::BN;
+  p.bk = C::BK;
+  p.partial_float2 = C::kPartialFloat2;
+  p.m_tiles = static_cast<int>((M + C::BM - 1) / C::BM);
+  p.n_tiles = static_cast<int>((w.out_features + C::BN - 1) / C::BN);
+  p.k_iters = static_cast<int>((w.in_features + C::BK - 1) / C::BK);
+  // Time ~ waves x (stages per block + a fixed cost of about 2 stages for the pipeline's fill and the epilogue).
+  const int64_t tiles = static_cast<int64_t>(p.m_tiles) * p.n_tiles, slots = static_cast<int64_t>(sms) * blocks_per_sm;
+  double best = 1e300;
+  for (int s = 1; s <= std::min(16, p.k_iters); ++s) {
+    const int64_t waves = (tiles * s + slots - 1) / slots;
+    const double cost = static_cast<double>(waves) * (static_cast<double>(p.k_iters) / s + 2.0);
+    if (cost < best - 1e-9) {
+      best = cost;
+      p.splits = s;
+    }
+  }
+}
+
+template <bool kBF16>
+Plan make_plan_for(int64_t M, const W4A16DeviceWeights& w) {
+  const int sms = device_info().sms;
+  Plan p;
+  if (M <= 16) {
+    p.config = 0;
+    fill_plan<TileM16>(p, M, w, prepare_kernel<TileM16, kBF16>(), sms);
+  } else if (M <= 32) {
+    p.config = 1;
+    fill_plan<TileM32>(p, M, w, prepare_kernel<TileM32, kBF16>(), sms);
+  } else if (M <= 64) {
+    p.config = 2;
+    fill_plan<TileM64>(p, M, w, prepare_kernel<TileM64, kBF16>(), sms);
+  } else {
+    p.config = 3;
+    fill_plan<TileLarge>(p, M, w, prepare_kernel<TileLarge, kBF16>(), sms);
+  }
+  return p;
+}
+
+Plan make_plan(int64_t M, const W4A16DeviceWeights& w, ActDType act) {
+  return act == ActDType::BF16 ? make_plan_for<true>(M, w) : make_plan_for<false>(M, w);
+}
+
+constexpr size_t align_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+
+struct WorkspaceLayout {
+  size_t counters = 0, partials = 0, gathered_x = 0;  // byte offsets
+  size_t total = 0;
+};
+WorkspaceLayout workspace_layout(int64_t M, const W4A16DeviceWeights& w, const Plan& p) {
+  WorkspaceLayout l;
+  const size_t tiles = static_cast<size_t>(p.m_tiles) * p.n_tiles;
+  size_t off = 0;
+  if (p.splits > 1) {
+    l.counters = off;
+    off += align_up(tiles * sizeof(unsigned long long), 256);
+    l.partials = off;
+    off += align_up(tiles * p.splits * p.partial_float2 * sizeof(float2), 256);
+  }
+  if (w.perm) {
+    l.gathered_x = off;
+    off += align_up(static_cast<size_t>(M) * w.in_features * 2, 256);
+  }
+  l.total = off;
+  return l;
+}
+
+template <class C, bool kBF16>
+void launch(const GemmArgs& args, const Plan& p, cudaStream_t stream) {
+  const int64_t blocks = static_cast<int64_t>(p.m_tiles) * p.n_tiles * p.splits;
+  OMNI_CHECK(blocks <= 0x7fffffff, "W4A16 GEMM: grid of ", blocks, " blocks is too large");
+  w4a16_gemm_kernel<C, kBF16><<<static_cast<unsigned>(blocks), kThreads, C::kSmemBytes, stream>>>(args);
+  check(cudaGetLastError(), "w4a16_gemm_kernel launch");
+}
+
+template <bool kBF16>
+void launch_config(const GemmArgs& args, const Plan& p, cudaStream_t stream) {
+  switch (p.config) {
+    case 0: launch<TileM16, kBF16>(args, p, stream); break;
+    case 1: launch<TileM32, kBF16>(args, p, stream); break;
+    case 2: launch<TileM64, kBF16>(args, p, stream); break;
+    default: launch<TileLarge, kBF16>(args, p, stream); break;
+  }
+}
+
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+}  // namespace
+
+W4A16DeviceSizes w4a16_device_sizes(const W4A16Repacked& w) {
+  W4A16DeviceSizes s;
+  s.qweight = w.qweight.size() * sizeof(uint32_t);
+  s.scales = w.scales.size() * sizeof(uint16_t);
+  s.zeros = w.zeros.size() * sizeof(uint32_t);
+  s.perm = w.perm.size() * sizeof(int32_t);
+  return s;
+}
+
+W4A16DeviceWeights w4a16_upload(const W4A16Repacked& w, void* qweight, void* scales, void* zeros, void* perm,
+                                cudaStream_t stream) {
+  const W4A16DeviceSizes s = w4a16_device_sizes(w);
+  auto copy = [&](void* dst, const void* src, size_t bytes, const char* name) {
+    if (bytes == 0) return;
+    OMNI_CHECK(dst != nullptr && aligned16(dst), "w4a16_upload: the ", name, " buffer must be 16-byte aligned device memory");
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync (w4a16_upload)");
+  };
+  copy(qweight, w.qweight.data(), s.qweight, "qweight");
+  copy(scales, w.scales.data(), s.scales, "scales");
+  copy(zeros, w.zeros.data(), s.zeros, "zeros");
+  copy(perm, w.perm.data(), s.perm, "perm");
+  W4A16DeviceWeights d;
+  d.in_features = w.in_features;
+  d.out_features = w.out_features;
+  d.group_size = w.group_size;
+  d.num_groups = w.num_groups;
+  d.qweight = static_cast<const uint32_t*>(qweight);
+  d.scales = static_cast<const uint16_t*>(scales);
+  d.zeros = s.zeros ? static_cast<const uint32_t*>(zeros) : nullptr;
+  d.perm = s.perm ? static_cast<const int32_t*>(perm) : nullptr;
+  return d;
+}
+
+size_t w4a16_workspace_bytes(int64_t M, const W4A16DeviceWeights& w) {
+  OMNI_CHECK(M > 0, "w4a16_workspace_bytes: M must be positive, found ", M);
+  // The plan does not depend on the activation dtype (both kernels have the same resources by construction,
+  // but take the larger to be safe).
+  return std::max(workspace_layout(M, w, make_plan(M, w, ActDType::BF16)).total,
+                  workspace_layout(M, w, make_plan(M, w, ActDType::F16)).total);
+}
+
+void w4a16_gemm(const W4A16DeviceWeights& w, const void* x, void* y, int64_t M, ActDType act,
+                const float* bias_or_null, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  const int64_t K = w.in_features, N = w.out_features;
+  OMNI_CHECK(M > 0 && M <= 0x7fffffff, "w4a16_gemm: M = ", M, " out of range");
+  OMNI_CHECK(K > 0 && N > 0 && N % kW4StripN == 0 && K % kW4GroupQuantum == 0 && K <= 0x7fffffff &&
+                 N <= 0x7fffffff,
+             "w4a16_gemm: unsupported shape K = ", K, ", N = ", N);
+  OMNI_CHECK(w.group_size > 0 && (w.group_size % kW4GroupQuantum == 0 || w.group_size == K),
+             "w4a16_gemm: unsupported group_size ", w.group_size);
+  OMNI_CHECK(w.qweight && w.scales, "w4a16_gemm: weight buffers are missing");
+  OMNI_CHECK(x && y && aligned16(x) && aligned16(y), "w4a16_gemm: x and y must be 16-byte aligned device pointers");
+  const Plan p = make_plan(M, w, act);
+  const WorkspaceLayout l = workspace_layout(M, w, p);
+  OMNI_CHECK(l.total == 0 || (workspace && workspace_bytes >= l.total && aligned16(workspace)),
+             "w4a16_gemm: workspace of ", workspace_bytes, " bytes is too small, ", l.total,
+             " needed (w4a16_workspace_bytes)");
+  auto* ws = static_cast<unsigned char*>(workspace);
+
+  const void* xin = x;
+  if (w.perm) {
+    auto* gathered = reinterpret_cast<uint16_t*>(ws + l.gathered_x);
+    const int64_t total = M * K;
+    const int threads = 256;
+    gather_columns_kernel<<<static_cast<unsigned>((total + threads - 1) / threads), threads, 0, stream>>>(
+        static_cast<const uint16_t*>(x), w.perm, gathered, M, K);
+    check(cudaGetLastError(), "gather_columns_kernel launch");
+    xin = gathered;
+  }
+
+  static std::atomic<unsigned> epoch_source{0};
+  unsigned epoch = epoch_source.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (epoch == 0) epoch = epoch_source.fetch_add(1, std::memory_order_relaxed) + 1;
+
+  GemmArgs args{};
+  args.qweight = reinterpret_cast<const uint4*>(w.qweight);
+  args.scales = w.scales;
+  args.zeros = w.zeros;
+  args.x = static_cast<const uint16_t*>(xin);
+  args.y = static_cast<uint16_t*>(y);
+  args.bias = bias_or_null;
+  args.partials = p.splits > 1 ? reinterpret_cast<float2*>(ws + l.partials) : nullptr;
+  args.counters = p.splits > 1 ? reinterpret_cast<unsigned long long*>(ws + l.counters) : nullptr;
+  args.M = static_cast<int>(M);
+  args.N = static_cast<int>(N);
+  args.K = static_cast<int>(K);
+  args.group_size = static_cast<int>(w.group_size);
+  args.k_iters = p.k_iters;
+  args.splits = p.splits;
+  args.n_tiles = p.n_tiles;
+  args.epoch = epoch;
+  if (act == ActDType::BF16) launch_config<true>(args, p, stream);
+  else launch_config<false>(args, p, stream);
+}
+
+}  // namespace omni::cuda
