@@ -148,7 +148,7 @@ std::string run_gemm_bench(const GemmBenchOptions& o) {
   }
 
   std::string out;
-  char line[512];
+  char line[1024];
   std::snprintf(line, sizeof line,
                 "GPU: %s, %d SMs. Device-to-device copy (1 GiB, read+write): %.2f TB/s. W4A16: symmetric int4, group "
                 "128, f16 scales, BF16 activations; baseline cuBLAS cublasGemmEx BF16 in/out, F32 compute. Times: "
