@@ -1,5 +1,5 @@
 // One templated kernel serves every M: a block of 8 warps owns BM rows x WN strips of 64 columns and a run of
-// K stages; a multi-stage cp.async pipeline streams the fragment-ordered weights (L2 evict-first), the x tile
+// K stages; a multi-stage cp.async pipeline streams the fragment-ordered weights, the x tile
 // (ldmatrix from a swizzled tile) and the stage's scales/zeros into shared memory; each warp dequantises its
 // 16-byte fragment vectors in registers (magic-number trick) and feeds mma.sync m16n8k16 with F32 accumulators.
 // Warps that split K inside the block are reduced through shared memory; blocks that split K (so that small M
@@ -70,15 +70,9 @@ struct GemmArgs {
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(p));
 }
-__device__ __forceinline__ uint64_t evict_first_policy() {
-  uint64_t p;
-  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(p));
-  return p;
-}
-__device__ __forceinline__ void cp_async_evict_first(void* dst, const void* src, uint64_t policy) {
-  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2;" ::"r"(smem_addr(dst)), "l"(src),
-               "l"(policy));
-}
+// cp.async.cg: 16 bytes, bypassing L1. No L2 evict-first hint: with .L2::cache_hint, ptxas 13.0.88 emitted
+// LDGSTS whose cache-policy descriptor registers (UR0/UR1) were never set, an "illegal instruction" on the H200
+// (seen under compute-sanitizer, 2026-12-01).
 __device__ __forceinline__ void cp_async(void* dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_addr(dst)), "l"(src));
 }
@@ -186,7 +180,6 @@ __global__ void __launch_bounds__(kThreads) w4a16_gemm_kernel(const GemmArgs a) 
   const int strips = a.N / 64, strip0 = n_tile * WN, k16_tiles = a.K / 16;
   const int it_begin = static_cast<int>(static_cast<int64_t>(split) * a.k_iters / a.splits);
   const int it_end = static_cast<int>(static_cast<int64_t>(split + 1) * a.k_iters / a.splits);
-  const uint64_t policy = evict_first_policy();
 
   auto load_stage = [&](int it, int slot) {
     unsigned char* sw = smem + slot * C::kStageBytes;
@@ -197,8 +190,7 @@ __global__ void __launch_bounds__(kThreads) w4a16_gemm_kernel(const GemmArgs a) 
     for (int i = tid; i < WN * C::kStripKTiles * 32; i += kThreads) {
       const int s = i / (C::kStripKTiles * 32), r = i % (C::kStripKTiles * 32), kt = kt0 + r / 32;
       if (strip0 + s < strips && kt < k16_tiles)
-        cp_async_evict_first(sw + i * 16, a.qweight + (static_cast<size_t>(strip0 + s) * k16_tiles + kt) * 32 + r % 32,
-                             policy);
+        cp_async(sw + i * 16, a.qweight + (static_cast<size_t>(strip0 + s) * k16_tiles + kt) * 32 + r % 32);
     }
     for (int i = tid; i < C::BM * C::kAChunks; i += kThreads) {
       const int r = i / C::kAChunks, ch = i % C::kAChunks;
