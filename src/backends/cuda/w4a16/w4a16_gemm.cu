@@ -23,35 +23,43 @@ void check(cudaError_t e, const char* what) {
 }
 
 constexpr int kThreads = 256;
-constexpr int kWarpKTiles = 2;  // k16 tiles per warp per stage: 32 inputs, always inside one group
 
-template <int MB_, int WM_, int WN_, int WK_, int STAGES_>
+// A block of 8 warps: WM x WN x WK warps over (rows, 64-column strips, K). Each warp owns 16*MB rows, one strip
+// and KPW consecutive k16 tiles of every stage (so a stage covers BK = 16*KPW*WK inputs).
+template <int MB_, int WM_, int WN_, int WK_, int KPW_, int STAGES_, int MIN_BLOCKS_>
 struct Tile {
-  static constexpr int MB = MB_, WM = WM_, WN = WN_, WK = WK_, STAGES = STAGES_;
+  static constexpr int MB = MB_, WM = WM_, WN = WN_, WK = WK_, KPW = KPW_, STAGES = STAGES_;
+  static constexpr int kMinBlocks = MIN_BLOCKS_;
   static_assert(WM * WN * WK * 32 == kThreads, "8 warps per block");
+  static_assert(KPW % 2 == 0, "a warp steps through K in 32-input pairs of k16 tiles (one group each)");
   static constexpr int BM = 16 * MB * WM;
   static constexpr int BN = 64 * WN;
-  static constexpr int BK = 16 * kWarpKTiles * WK;
-  static constexpr int kStripKTiles = kWarpKTiles * WK;  // k16 tiles of one strip in one stage
-  static constexpr int kWBytes = WN * kStripKTiles * 512;
-  static constexpr int kAChunks = BK / 8;  // 16-byte chunks per x row of the stage
-  static constexpr int kABytes = BM * BK * 2;
+  static constexpr int BK = 16 * KPW * WK;
+  static constexpr int kStripKTiles = KPW * WK;  // k16 tiles of one strip in one stage
+  static constexpr int kWChunks = WN * kStripKTiles * 32;  // 16-byte chunks of weights per stage
+  static constexpr int kWBytes = kWChunks * 16;
+  static constexpr int kAChunksPerRow = BK / 8;
+  static constexpr int kAChunks = BM * kAChunksPerRow;
+  static constexpr int kABytes = kAChunks * 16;
   static constexpr int kGroupRows = BK / 32;  // a stage touches at most this many groups
-  static constexpr int kSBytes = kGroupRows * BN * 2;
-  static constexpr int kZBytes = kGroupRows * BN / 2;
+  static constexpr int kSChunks = kGroupRows * WN * 8;
+  static constexpr int kZChunks = kGroupRows * WN * 2;
+  static constexpr int kSBytes = kSChunks * 16;
+  static constexpr int kZBytes = kZChunks * 16;
   static constexpr int kStageBytes = kWBytes + kABytes + kSBytes + kZBytes;
   static constexpr int kRedBytes = (WK - 1) * WM * WN * MB * 8 * 32 * 16;
   static constexpr int kSmemBytes = STAGES * kStageBytes > kRedBytes ? STAGES * kStageBytes : kRedBytes;
   static constexpr int kPartialFloat2 = WM * WN * MB * 8 * 2 * 32;  // per (tile, split)
+  static_assert(kWChunks % kThreads == 0 && kAChunks % kThreads == 0, "whole copy rounds per thread");
 };
 
-// M <= 16, <= 32: one row-block of 16/32 rows, 2 strips, K split over 4 warps (BK = 128); M <= 64: 2 x 32 rows,
-// 2 strips, K split over 2 warps (BK = 64), which keeps the accumulators in registers.
-// M > 64: 128 x 256 tiles, no in-block K split.
-using TileM16 = Tile<1, 1, 2, 4, 5>;
-using TileM32 = Tile<2, 1, 2, 4, 5>;
-using TileM64 = Tile<2, 2, 2, 2, 5>;
-using TileLarge = Tile<4, 2, 4, 1, 4>;
+// M <= 16: 16 rows x 4 strips, K split over 2 warps, 2 blocks per SM. M <= 32: the same with 32 rows.
+// M <= 64: 2 x 32 rows x 4 strips. M > 64: 128 x 256 tiles. Every warp takes 4 k16 tiles (2 KB of codes) per
+// stage, which amortises the per-stage scale work and barrier over 64 inputs.
+using TileM16 = Tile<1, 1, 4, 2, 4, 4, 2>;
+using TileM32 = Tile<2, 1, 4, 2, 4, 4, 1>;
+using TileM64 = Tile<2, 2, 4, 1, 4, 4, 1>;
+using TileLarge = Tile<4, 2, 4, 1, 4, 4, 1>;
 
 struct GemmArgs {
   const uint4* qweight;
@@ -62,7 +70,8 @@ struct GemmArgs {
   const float* bias;
   float2* partials;
   unsigned long long* counters;
-  int M, N, K, group_size;
+  int M, N, K;
+  int group_shift;  // group of input k = k >> group_shift (30 for per-channel: always 0)
   int k_iters, splits, n_tiles;
   unsigned epoch;
 };
@@ -138,11 +147,13 @@ struct Act<false> {
   }
 };
 
-// (magic + code - (magic + zero)) * scale: the subtraction is exact, the product rounds once.
+// (magic + code - (magic + zero)) * scale: the subtraction is exact, the product rounds once. One lop3 does the
+// mask and the OR of the magic exponent.
 template <bool kBF16>
 __device__ __forceinline__ uint32_t dequant_pair(uint32_t q, int shift, uint32_t zero2, uint32_t scale2) {
   using T2 = typename Act<kBF16>::T2;
-  const uint32_t v = ((q >> shift) & 0x000f000fu) | Act<kBF16>::kMagic;
+  uint32_t v;
+  asm("lop3.b32 %0, %1, %2, %3, 0xea;" : "=r"(v) : "r"(q >> shift), "n"(0x000f000f), "n"(Act<kBF16>::kMagic));
   const T2 r = __hmul2(__hsub2(*reinterpret_cast<const T2*>(&v), *reinterpret_cast<const T2*>(&zero2)),
                        *reinterpret_cast<const T2*>(&scale2));
   return *reinterpret_cast<const uint32_t*>(&r);
@@ -166,8 +177,8 @@ __device__ bool arrive_last(unsigned long long* counter, unsigned epoch, int spl
   return last;
 }
 
-template <class C, bool kBF16>
-__global__ void __launch_bounds__(kThreads) w4a16_gemm_kernel(const GemmArgs a) {
+template <class C, bool kBF16, bool kAsym>
+__global__ void __launch_bounds__(kThreads, C::kMinBlocks) w4a16_gemm_kernel(const GemmArgs a) {
   using A = Act<kBF16>;
   constexpr int MB = C::MB, WM = C::WM, WN = C::WN;
   extern __shared__ __align__(128) unsigned char smem[];
@@ -181,38 +192,57 @@ __global__ void __launch_bounds__(kThreads) w4a16_gemm_kernel(const GemmArgs a) 
   const int it_begin = static_cast<int>(static_cast<int64_t>(split) * a.k_iters / a.splits);
   const int it_end = static_cast<int>(static_cast<int64_t>(split + 1) * a.k_iters / a.splits);
 
+  // Per-thread copy assignments, fixed over the stages (only the K offset moves): chunk i = tid + j * kThreads.
+  constexpr int kStripChunks = C::kStripKTiles * 32;
+  constexpr int kWPer = C::kWChunks / kThreads, kAPer = C::kAChunks / kThreads;
+  const uint4* w_base = a.qweight + static_cast<size_t>(strip0) * k16_tiles * 32;
+  int w_off[kWPer], w_kt[kWPer];
+  bool w_ok[kWPer];
+#pragma unroll
+  for (int j = 0; j < kWPer; ++j) {
+    const int i = tid + j * kThreads, st = i / kStripChunks, r = i % kStripChunks;
+    w_ok[j] = strip0 + st < strips;
+    w_kt[j] = r / 32;
+    w_off[j] = (st * k16_tiles + r / 32) * 32 + r % 32;  // uint4 units, < 2^31 for supported shapes
+  }
+  const uint16_t* a_src[kAPer];
+  int a_dst[kAPer], a_k[kAPer];
+  bool a_ok[kAPer];
+#pragma unroll
+  for (int j = 0; j < kAPer; ++j) {
+    const int i = tid + j * kThreads, r = i / C::kAChunksPerRow, ch = i % C::kAChunksPerRow;
+    const int m = m_tile * C::BM + r;
+    a_ok[j] = m < a.M;
+    a_k[j] = ch * 8;
+    a_src[j] = a.x + static_cast<size_t>(a_ok[j] ? m : 0) * a.K + ch * 8;
+    a_dst[j] = C::kWBytes + (r * C::kAChunksPerRow + swizzle<C::kAChunksPerRow>(r, ch)) * 16;
+  }
+  const int s_row = tid / (WN * 8), s_col = tid % (WN * 8);
+  const bool s_ok = tid < C::kSChunks && strip0 + s_col / 8 < strips;
+  const uint16_t* s_src = a.scales + static_cast<size_t>(strip0) * 64 + s_col * 8;
+  const int z_row = tid / (WN * 2), z_col = tid % (WN * 2);
+  const bool z_ok = kAsym && tid < C::kZChunks && strip0 + z_col / 2 < strips;
+  const uint32_t* z_src = a.zeros + static_cast<size_t>(strip0) * 8 + z_col * 4;
+  static_assert(C::kSChunks <= kThreads && C::kZChunks <= kThreads, "one scale/zero chunk per thread at most");
+
   auto load_stage = [&](int it, int slot) {
-    unsigned char* sw = smem + slot * C::kStageBytes;
-    unsigned char* sa = sw + C::kWBytes;
-    unsigned char* ss = sa + C::kABytes;
-    unsigned char* sz = ss + C::kSBytes;
+    unsigned char* st = smem + slot * C::kStageBytes;
     const int kt0 = it * (C::BK / 16);
-    for (int i = tid; i < WN * C::kStripKTiles * 32; i += kThreads) {
-      const int s = i / (C::kStripKTiles * 32), r = i % (C::kStripKTiles * 32), kt = kt0 + r / 32;
-      if (strip0 + s < strips && kt < k16_tiles)
-        cp_async(sw + i * 16, a.qweight + (static_cast<size_t>(strip0 + s) * k16_tiles + kt) * 32 + r % 32);
+#pragma unroll
+    for (int j = 0; j < kWPer; ++j)
+      if (w_ok[j] && kt0 + w_kt[j] < k16_tiles) cp_async(st + (tid + j * kThreads) * 16, w_base + w_off[j] + kt0 * 32);
+    const int k0 = it * C::BK;
+#pragma unroll
+    for (int j = 0; j < kAPer; ++j) {
+      const bool ok = a_ok[j] && k0 + a_k[j] < a.K;
+      cp_async_zfill(st + a_dst[j], ok ? a_src[j] + k0 : a.x, ok);
     }
-    for (int i = tid; i < C::BM * C::kAChunks; i += kThreads) {
-      const int r = i / C::kAChunks, ch = i % C::kAChunks;
-      const int m = m_tile * C::BM + r, k = it * C::BK + ch * 8;
-      const bool ok = m < a.M && k < a.K;
-      cp_async_zfill(sa + (r * C::kAChunks + swizzle<C::kAChunks>(r, ch)) * 16,
-                     ok ? a.x + static_cast<size_t>(m) * a.K + k : a.x, ok);
-    }
-    const int k0 = it * C::BK, g0 = k0 / a.group_size;
-    const int g_last = (min(k0 + C::BK, a.K) - 1) / a.group_size;
-    for (int i = tid; i < C::kGroupRows * WN * 8; i += kThreads) {
-      const int r = i / (WN * 8), c = i % (WN * 8), g = g0 + r;
-      if (g <= g_last && strip0 + c / 8 < strips)
-        cp_async(ss + i * 16, a.scales + static_cast<size_t>(g) * a.N + static_cast<size_t>(strip0) * 64 + c * 8);
-    }
-    if (a.zeros) {
-      for (int i = tid; i < C::kGroupRows * WN * 2; i += kThreads) {
-        const int r = i / (WN * 2), c = i % (WN * 2), g = g0 + r;
-        if (g <= g_last && strip0 + c / 2 < strips)
-          cp_async(sz + i * 16, a.zeros + static_cast<size_t>(g) * (a.N / 8) + static_cast<size_t>(strip0) * 8 + c * 4);
-      }
-    }
+    const int g0 = k0 >> a.group_shift, g_last = (min(k0 + C::BK, a.K) - 1) >> a.group_shift;
+    if (s_ok && g0 + s_row <= g_last)
+      cp_async(st + C::kWBytes + C::kABytes + tid * 16, s_src + static_cast<size_t>(g0 + s_row) * a.N);
+    if (z_ok && g0 + z_row <= g_last)
+      cp_async(st + C::kWBytes + C::kABytes + C::kSBytes + tid * 16,
+               z_src + static_cast<size_t>(g0 + z_row) * (a.N / 8));
   };
 
   float acc[MB][8][4];
@@ -224,38 +254,52 @@ __global__ void __launch_bounds__(kThreads) w4a16_gemm_kernel(const GemmArgs a) 
       for (int e = 0; e < 4; ++e) acc[mb][s][e] = 0.f;
 
   const bool strip_ok = strip0 + wn < strips;
+  // Lane-dependent shared-memory offsets, fixed over the stages.
+  const int w_lane_off = (wn * C::kStripKTiles + wk * C::KPW) * 512 + lane * 16;
+  const int s_lane_off = C::kWBytes + C::kABytes + wn * 128 + (lane / 4) * 16;
+  const int z_lane_off = C::kWBytes + C::kABytes + C::kSBytes + wn * 32 + (lane / 4) * 4;
+  int a_row_off[MB];
+#pragma unroll
+  for (int mb = 0; mb < MB; ++mb) a_row_off[mb] = C::kWBytes + (wm * 16 * MB + mb * 16 + (lane & 15)) * C::kAChunksPerRow * 16;
+  const int a_swz = C::kAChunksPerRow >= 8 ? (lane & 7) : ((lane & 15) / (8 / C::kAChunksPerRow)) & (C::kAChunksPerRow - 1);
+
   auto compute_stage = [&](int it, int slot) {
-    const int kt_local = wk * kWarpKTiles, kt = it * (C::BK / 16) + kt_local;
+    const int kt = it * (C::BK / 16) + wk * C::KPW;
     if (!strip_ok || kt >= k16_tiles) return;  // warp-uniform
-    const unsigned char* sw = smem + slot * C::kStageBytes;
-    const unsigned char* sa = sw + C::kWBytes;
-    const unsigned char* ss = sa + C::kABytes;
-    const unsigned char* sz = ss + C::kSBytes;
-    const int gslot = (kt * 16) / a.group_size - (it * C::BK) / a.group_size;
-    const uint4 sv = *reinterpret_cast<const uint4*>(ss + gslot * C::BN * 2 + wn * 128 + (lane / 4) * 16);
-    const uint32_t zv = a.zeros ? *reinterpret_cast<const uint32_t*>(sz + gslot * (C::BN / 2) + wn * 32 + (lane / 4) * 4)
-                                : 0x88888888u;
+    const unsigned char* st = smem + slot * C::kStageBytes;
+    const int g_stage = (it * C::BK) >> a.group_shift;
     uint32_t scale2[8], zero2[8];
-    const uint32_t sw4[4] = {sv.x, sv.y, sv.z, sv.w};
+    // Scales and zero points of the group of input k, as the (value, value) pairs dequant_pair takes.
+    auto load_group = [&](int k) {
+      const int row = (k >> a.group_shift) - g_stage;
+      const uint4 sv = *reinterpret_cast<const uint4*>(st + s_lane_off + row * C::BN * 2);
+      const uint32_t sw4[4] = {sv.x, sv.y, sv.z, sv.w};
+      uint32_t zv = 0x88888888u;
+      if constexpr (kAsym) zv = *reinterpret_cast<const uint32_t*>(st + z_lane_off + row * (C::BN / 2));
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const uint32_t s = A::from_f16(static_cast<uint16_t>(sw4[i / 2] >> (16 * (i % 2))));
-      scale2[i] = s | (s << 16);
-      const uint32_t z = ((zv >> (4 * i)) & 0xfu) | (A::kMagic & 0xffffu);
-      zero2[i] = z | (z << 16);
-    }
-    uint4 qv[kWarpKTiles];
+      for (int i = 0; i < 8; ++i) {
+        const uint32_t sc = A::from_f16(static_cast<uint16_t>(sw4[i / 2] >> (16 * (i % 2))));
+        scale2[i] = sc | (sc << 16);
+        const uint32_t z = ((zv >> (4 * i)) & 0xfu) | (A::kMagic & 0xffffu);
+        zero2[i] = z | (z << 16);
+      }
+    };
+    load_group(kt * 16);
+    uint4 qv[C::KPW];
 #pragma unroll
-    for (int j = 0; j < kWarpKTiles; ++j)
-      qv[j] = *reinterpret_cast<const uint4*>(sw + (wn * C::kStripKTiles + kt_local + j) * 512 + lane * 16);
+    for (int j = 0; j < C::KPW; ++j) qv[j] = *reinterpret_cast<const uint4*>(st + w_lane_off + j * 512);
 #pragma unroll
-    for (int j = 0; j < kWarpKTiles; ++j) {
+    for (int j = 0; j < C::KPW; ++j) {
+      if (j % 2 == 0 && j > 0) {
+        if (kt + j >= k16_tiles) break;  // K ends inside this warp's tiles (warp-uniform)
+        // A new group can start only at a 32-input boundary.
+        if ((((kt + j) * 16) & ((1 << a.group_shift) - 1)) == 0) load_group((kt + j) * 16);
+      }
       uint32_t af[MB][4];
 #pragma unroll
       for (int mb = 0; mb < MB; ++mb) {
-        const int row = wm * 16 * MB + mb * 16 + (lane & 15);
-        const int ch = 2 * (kt_local + j) + (lane >> 4);
-        ldmatrix_x4(af[mb], sa + (row * C::kAChunks + swizzle<C::kAChunks>(row, ch)) * 16);
+        const int ch = 2 * (wk * C::KPW + j) + (lane >> 4);
+        ldmatrix_x4(af[mb], st + a_row_off[mb] + (ch ^ a_swz) * 16);
       }
       const uint32_t q4[4] = {qv[j].x, qv[j].y, qv[j].z, qv[j].w};
 #pragma unroll
@@ -269,7 +313,6 @@ __global__ void __launch_bounds__(kThreads) w4a16_gemm_kernel(const GemmArgs a) 
       }
     }
   };
-
   const int n_it = it_end - it_begin;
 #pragma unroll 1
   for (int s = 0; s < C::STAGES - 1; ++s) {
@@ -333,12 +376,17 @@ __global__ void __launch_bounds__(kThreads) w4a16_gemm_kernel(const GemmArgs a) 
             if (row0 + mb * 16 + 8 * hr < a.M)
               part[((mb * 8 + s) * 2 + hr) * 32 + lane] = make_float2(acc[mb][s][2 * hr], acc[mb][s][2 * hr + 1]);
     }
-    __threadfence();
+    // The barrier orders the block's partial stores before thread 0's fence and arrival (fences are cumulative);
+    // the last block's thread 0 fences again before the barrier that releases its readers. One fence per block
+    // instead of one per thread: a gpu-scope fence costs microseconds under load.
     __syncthreads();
-    if (tid == 0) s_last = arrive_last(a.counters + tile, a.epoch, a.splits);
+    if (tid == 0) {
+      __threadfence();
+      s_last = arrive_last(a.counters + tile, a.epoch, a.splits);
+      if (s_last) __threadfence();
+    }
     __syncthreads();
     if (!s_last) return;
-    __threadfence();
     if (owner) {
       const float2* base = a.partials + static_cast<size_t>(tile) * a.splits * C::kPartialFloat2 +
                            static_cast<size_t>(wn * WM + wm) * (MB * 8 * 2 * 32);
@@ -415,12 +463,17 @@ int prepare_kernel() {
   int dev = 0;
   check(cudaGetDevice(&dev), "cudaGetDevice");
   std::call_once(once[dev], [&] {
-    auto* kernel = &w4a16_gemm_kernel<C, kBF16>;
-    check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes),
-          "cudaFuncSetAttribute(w4a16_gemm_kernel, MaxDynamicSharedMemorySize)");
-    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm[dev], kernel, kThreads, C::kSmemBytes),
-          "cudaOccupancyMaxActiveBlocksPerMultiprocessor(w4a16_gemm_kernel)");
-    OMNI_CHECK(blocks_per_sm[dev] > 0, "W4A16 GEMM: kernel does not fit on an SM");
+    int fewest = 1 << 30;
+    for (auto* kernel : {&w4a16_gemm_kernel<C, kBF16, false>, &w4a16_gemm_kernel<C, kBF16, true>}) {
+      check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::kSmemBytes),
+            "cudaFuncSetAttribute(w4a16_gemm_kernel, MaxDynamicSharedMemorySize)");
+      int n = 0;
+      check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, C::kSmemBytes),
+            "cudaOccupancyMaxActiveBlocksPerMultiprocessor(w4a16_gemm_kernel)");
+      fewest = std::min(fewest, n);
+    }
+    OMNI_CHECK(fewest > 0, "W4A16 GEMM: kernel does not fit on an SM");
+    blocks_per_sm[dev] = fewest;
   });
   return blocks_per_sm[dev];
 }
@@ -506,7 +559,9 @@ template <class C, bool kBF16>
 void launch(const GemmArgs& args, const Plan& p, cudaStream_t stream) {
   const int64_t blocks = static_cast<int64_t>(p.m_tiles) * p.n_tiles * p.splits;
   OMNI_CHECK(blocks <= 0x7fffffff, "W4A16 GEMM: grid of ", blocks, " blocks is too large");
-  w4a16_gemm_kernel<C, kBF16><<<static_cast<unsigned>(blocks), kThreads, C::kSmemBytes, stream>>>(args);
+  const unsigned grid = static_cast<unsigned>(blocks);
+  if (args.zeros) w4a16_gemm_kernel<C, kBF16, true><<<grid, kThreads, C::kSmemBytes, stream>>>(args);
+  else w4a16_gemm_kernel<C, kBF16, false><<<grid, kThreads, C::kSmemBytes, stream>>>(args);
   check(cudaGetLastError(), "w4a16_gemm_kernel launch");
 }
 
@@ -572,8 +627,13 @@ void w4a16_gemm(const W4A16DeviceWeights& w, const void* x, void* y, int64_t M, 
   OMNI_CHECK(K > 0 && N > 0 && N % kW4StripN == 0 && K % kW4GroupQuantum == 0 && K <= 0x7fffffff &&
                  N <= 0x7fffffff,
              "w4a16_gemm: unsupported shape K = ", K, ", N = ", N);
-  OMNI_CHECK(w.group_size > 0 && (w.group_size % kW4GroupQuantum == 0 || w.group_size == K),
-             "w4a16_gemm: unsupported group_size ", w.group_size);
+  const bool pow2_group = w.group_size >= kW4GroupQuantum && (w.group_size & (w.group_size - 1)) == 0;
+  OMNI_CHECK(w.group_size == K || (pow2_group && w.group_size <= K), "w4a16_gemm: unsupported group_size ",
+             w.group_size);
+  int group_shift = 30;  // per channel: k >> 30 == 0 for every supported K
+  if (w.group_size != K)
+    for (group_shift = 0; (int64_t{1} << group_shift) < w.group_size; ++group_shift) {
+    }
   OMNI_CHECK(w.qweight && w.scales, "w4a16_gemm: weight buffers are missing");
   OMNI_CHECK(x && y && aligned16(x) && aligned16(y), "w4a16_gemm: x and y must be 16-byte aligned device pointers");
   const Plan p = make_plan(M, w, act);
@@ -610,7 +670,7 @@ void w4a16_gemm(const W4A16DeviceWeights& w, const void* x, void* y, int64_t M, 
   args.M = static_cast<int>(M);
   args.N = static_cast<int>(N);
   args.K = static_cast<int>(K);
-  args.group_size = static_cast<int>(w.group_size);
+  args.group_shift = group_shift;
   args.k_iters = p.k_iters;
   args.splits = p.splits;
   args.n_tiles = p.n_tiles;

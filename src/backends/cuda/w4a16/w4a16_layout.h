@@ -35,8 +35,8 @@
 
 namespace omni::cuda {
 
-// The shape constraints of the kernel: the packed tiles are 16 (k) x 64 (n), a warp's k-step within one stage is
-// 32 inputs of one group.
+// The shape constraints of the kernel: the packed tiles are 16 (k) x 64 (n); a warp steps through K in pairs of
+// k16 tiles (32 inputs) that lie in one group, so K is a multiple of 32 and group_size a power of two >= 32 (or K).
 inline constexpr int64_t kW4StripN = 64;
 inline constexpr int64_t kW4TileK = 16;
 inline constexpr int64_t kW4GroupQuantum = 32;

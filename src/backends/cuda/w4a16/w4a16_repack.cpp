@@ -16,8 +16,10 @@ std::string unsupported_reason(const W4A16SourceView& w) {
   if (N % kW4StripN != 0) return str_cat("out_features N = ", N, " is not a multiple of ", kW4StripN);
   if (K % kW4GroupQuantum != 0) return str_cat("in_features K = ", K, " is not a multiple of ", kW4GroupQuantum);
   if (K > (int64_t{1} << 30) || N > (int64_t{1} << 30)) return str_cat("shape K = ", K, ", N = ", N, " too large");
-  if (gs <= 0 || gs > K || (gs != K && gs % kW4GroupQuantum != 0))
-    return str_cat("group_size = ", gs, " (supported: multiples of ", kW4GroupQuantum, " up to K, or K)");
+  // Powers of two let the kernel find a group with a shift; GPTQ/AutoRound use 32, 64, 128 or per channel.
+  const bool pow2 = gs >= kW4GroupQuantum && (gs & (gs - 1)) == 0;
+  if (gs <= 0 || gs > K || (gs != K && !pow2))
+    return str_cat("group_size = ", gs, " (supported: powers of two from ", kW4GroupQuantum, " up to K, or K)");
   if (!w.qweight || !w.scales || !w.zeros) return "qweight, scales or zeros is missing";
   const int64_t G = w.num_groups();
   for (int64_t i = 0; i < G * N; ++i)
