@@ -157,6 +157,7 @@ TEST(W4A16Repack, UnsupportedWeightsAreReportedWithAReason) {
   expect_no(random_weight(100, 128, 32, true, false, 5), 4, "N not a multiple of 64");
   expect_no(random_weight(128, 48, 16, true, false, 6), 4, "K not a multiple of 32");
   expect_no(random_weight(128, 256, 48, true, false, 7), 4, "group size 48");
+  expect_no(random_weight(128, 384, 96, true, false, 11), 4, "group size 96 (not a power of two)");
   expect_no(random_weight(128, 256, 32, true, false, 8), 8, "8-bit");
   GptqWeight unequal = random_weight(128, 256, 64, false, true, 9);
   unequal.g_idx[0] = (unequal.g_idx[0] + 1) % 4;  // one group gets 65 inputs, another 63
@@ -285,7 +286,7 @@ bool have_gpu() { return device_count() > 0; }
 TEST(W4A16Gemm, SymmetricAndAsymmetricEveryGroupSize) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device on this machine";
   uint32_t seed = 100;
-  for (int64_t gs : {32, 64, 128, -1})
+  for (int64_t gs : {32, 64, 128, 256, -1})
     for (bool sym : {true, false}) check_gemm_case({256, 512, gs, sym, false}, kAllM, seed++);
 }
 

@@ -166,6 +166,11 @@ std::string run_gemm_bench(const GemmBenchOptions& o) {
     shapes = {{"Qwen3-8B q/o", 4096, 4096}, {"Qwen3-8B gate/up", 12288, 4096}, {"Llama-70B-class", 28672, 8192}};
     Ms = {1, 16, 64, 1024};
   }
+  if (o.only_n > 0) {
+    OMNI_CHECK(o.only_k > 0 && o.only_m > 0, "gemm bench: a single point needs N, K and M");
+    shapes = {{"selected", o.only_n, o.only_k}};
+    Ms = {o.only_m};
+  }
 
   std::string out;
   char line[1024];

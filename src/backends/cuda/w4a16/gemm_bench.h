@@ -2,6 +2,7 @@
 // device-to-device copy bandwidth measured first as the memory ceiling. Returns a markdown table.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace omni::cuda {
@@ -10,6 +11,7 @@ struct GemmBenchOptions {
   bool quick = false;         // fewer shapes and M values, fewer repeats
   double graph_ms = 1.0;      // device time one timed graph replay aims at
   int replays = 9;            // timed replays; the median is reported
+  int64_t only_n = 0, only_k = 0, only_m = 0;  // when set: just this layer shape (N x K) and M (for profilers)
 };
 
 std::string run_gemm_bench(const GemmBenchOptions& options);

@@ -624,16 +624,17 @@ void w4a16_gemm(const W4A16DeviceWeights& w, const void* x, void* y, int64_t M, 
                 const float* bias_or_null, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
   const int64_t K = w.in_features, N = w.out_features;
   OMNI_CHECK(M > 0 && M <= 0x7fffffff, "w4a16_gemm: M = ", M, " out of range");
-  OMNI_CHECK(K > 0 && N > 0 && N % kW4StripN == 0 && K % kW4GroupQuantum == 0 && K <= 0x7fffffff &&
-                 N <= 0x7fffffff,
+  OMNI_CHECK(K > 0 && N > 0 && N % kW4StripN == 0 && K % kW4GroupQuantum == 0 && K <= (int64_t{1} << 24) &&
+                 N <= (int64_t{1} << 24),
              "w4a16_gemm: unsupported shape K = ", K, ", N = ", N);
   const bool pow2_group = w.group_size >= kW4GroupQuantum && (w.group_size & (w.group_size - 1)) == 0;
   OMNI_CHECK(w.group_size == K || (pow2_group && w.group_size <= K), "w4a16_gemm: unsupported group_size ",
              w.group_size);
   int group_shift = 30;  // per channel: k >> 30 == 0 for every supported K
-  if (w.group_size != K)
-    for (group_shift = 0; (int64_t{1} << group_shift) < w.group_size; ++group_shift) {
-    }
+  if (w.group_size != K) {
+    group_shift = 0;
+    while ((int64_t{1} << group_shift) < w.group_size) ++group_shift;
+  }
   OMNI_CHECK(w.qweight && w.scales, "w4a16_gemm: weight buffers are missing");
   OMNI_CHECK(x && y && aligned16(x) && aligned16(y), "w4a16_gemm: x and y must be 16-byte aligned device pointers");
   const Plan p = make_plan(M, w, act);

@@ -15,7 +15,8 @@ std::string unsupported_reason(const W4A16SourceView& w) {
   if (K <= 0 || N <= 0) return str_cat("empty shape K = ", K, ", N = ", N);
   if (N % kW4StripN != 0) return str_cat("out_features N = ", N, " is not a multiple of ", kW4StripN);
   if (K % kW4GroupQuantum != 0) return str_cat("in_features K = ", K, " is not a multiple of ", kW4GroupQuantum);
-  if (K > (int64_t{1} << 30) || N > (int64_t{1} << 30)) return str_cat("shape K = ", K, ", N = ", N, " too large");
+  // The kernel indexes a block's weights with 32-bit offsets.
+  if (K > (int64_t{1} << 24) || N > (int64_t{1} << 24)) return str_cat("shape K = ", K, ", N = ", N, " too large");
   // Powers of two let the kernel find a group with a shift; GPTQ/AutoRound use 32, 64, 128 or per channel.
   const bool pow2 = gs >= kW4GroupQuantum && (gs & (gs - 1)) == 0;
   if (gs <= 0 || gs > K || (gs != K && !pow2))
