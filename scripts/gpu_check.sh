@@ -12,7 +12,7 @@ set -uo pipefail
 out=${1:?usage: scripts/gpu_check.sh OUT_DIR}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
-mkdir -p "$out"
+mkdir -p "$out/logs"
 bundle=${OMNI_GPU_BUNDLE:-$repo/.gpu/bundle}
 if [ ! -x "$bundle/omniround" ]; then
   echo "== no bundle at $bundle: building one"
@@ -30,10 +30,10 @@ summary=()
 check() {  # NAME COMMAND...: runs it with its log in OUT_DIR
   local name=$1; shift
   local t0=$SECONDS
-  if "$@" >"$out/$name.log" 2>&1; then
+  if "$@" >"$out/logs/$name.log" 2>&1; then
     summary+=("PASS  $name ($((SECONDS - t0)) s)")
   else
-    summary+=("FAIL  $name ($((SECONDS - t0)) s): see $name.log")
+    summary+=("FAIL  $name ($((SECONDS - t0)) s): see logs/$name.log")
     status=1
   fi
 }
@@ -42,7 +42,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem --f
 
 echo "== backend ops on the GPU"
 check backend_ops "$bundle/backend_ops_test" --gtest_filter='*cuda*'
-sed -n '/backend_ops summary/,/^\[/p' "$out/backend_ops.log" | grep -v '^\[' > "$out/backend_ops_summary.txt"
+sed -n '/backend_ops summary/,/^\[/p' "$out/logs/backend_ops.log" | grep -v '^\[' > "$out/backend_ops_summary.md"
 echo "== golden model tests on the GPU"
 check golden_models "$bundle/causal_lm_golden_test" --gtest_filter='*cuda*'
 for t in "$bundle"/cuda_*_test; do check "$(basename "$t")" "$t"; done
@@ -54,26 +54,26 @@ prompt="The meaning of the word"
 # Greedy with f32 activations: the GPU and the CPU must continue the prompt with the same text.
 check generate_gpu_f32 "$B" generate $M -p "$prompt" -n 48 --device cuda --dtype f32
 check generate_cpu_f32 "$B" generate $M -p "$prompt" -n 48 --device cpu
-if [ "$(head -c 2000 "$out/generate_gpu_f32.log" | grep -v '^model:\|^prompt:' )" = \
-     "$(head -c 2000 "$out/generate_cpu_f32.log" | grep -v '^model:\|^prompt:')" ]; then
+if [ "$(head -c 2000 "$out/logs/generate_gpu_f32.log" | grep -v '^model:\|^prompt:' )" = \
+     "$(head -c 2000 "$out/logs/generate_cpu_f32.log" | grep -v '^model:\|^prompt:')" ]; then
   summary+=("PASS  greedy text GPU f32 == CPU f32")
 else
   summary+=("FAIL  greedy text GPU f32 != CPU f32 (generate_*_f32.log)"); status=1
 fi
 check generate_gpu_bf16 "$B" generate $M -p "$prompt" -n 48 --device cuda
 # AutoRound on each device, same settings; both evaluated against BF16 on held-out text (on the GPU).
-ar=(--iters 100 --nsamples 32 --seqlen 256 --batch-size 8)
+ar=(--iters 50 --nsamples 16 --seqlen 256 --batch-size 8)
 check quantize_gpu "$B" quantize $M -o "$work/ar-gpu" "${ar[@]}" --device cuda
 check quantize_cpu "$B" quantize $M -o "$work/ar-cpu" "${ar[@]}" --device cpu
 check quantize_rtn "$B" quantize $M -o "$work/rtn" --rtn
 for q in ar-gpu ar-cpu rtn; do
-  check "eval_$q" "$B" eval "$work/$q" --dataset $M/heldout.txt --reference $M --device cuda --json "$out/eval_$q.json"
+  check "eval_$q" "$B" eval "$work/$q" --dataset $M/heldout.txt --reference $M --device cuda --json "$out/logs/eval_$q.json"
 done
 {
   echo "| tiny-qwen3 W4A16 | ΔPPL | mean KLD | top-1 |"
   echo "|---|---|---|---|"
   for q in ar-gpu ar-cpu rtn; do
-    python3 - "$out/eval_$q.json" "$q" <<'PY' 2>/dev/null || echo "| $q | (no result) | | |"
+    python3 - "$out/logs/eval_$q.json" "$q" <<'PY' 2>/dev/null || echo "| $q | (no result) | | |"
 import json, sys
 j = json.load(open(sys.argv[1]))
 print(f"| {sys.argv[2]} | {j.get('delta_ppl', float('nan')):.4f} | {j.get('mean_kld', float('nan')):.5f} | "
@@ -81,7 +81,7 @@ print(f"| {sys.argv[2]} | {j.get('delta_ppl', float('nan')):.4f} | {j.get('mean_
 PY
   done
 } > "$out/quality_gpu_vs_cpu.md"
-grep -h "seconds\|s/block\|AutoRound:" "$out/quantize_gpu.log" "$out/quantize_cpu.log" > "$out/quantize_times.txt" || true
+grep -h "tuning on\|wall\|AutoRound:" "$out/logs/quantize_gpu.log" "$out/logs/quantize_cpu.log" > "$out/quantize_times.md" || true
 rm -rf "$work"
 
 echo "== decode: Qwen3-8B-shaped blocks (random weights), BF16 vs W4A16 (RTN g128), batch 1"
@@ -89,7 +89,7 @@ echo "== decode: Qwen3-8B-shaped blocks (random weights), BF16 vs W4A16 (RTN g12
 # block is what scales, and eight keep the checkpoint at ~3 GB. tools/make_random_qwen3.py needs PyTorch.
 dec=$(mktemp -d)
 if python3 tools/make_random_qwen3.py "$dec/bf16" --hidden 4096 --intermediate 12288 --layers "${OMNI_DECODE_LAYERS:-8}" \
-     --heads 32 --kv-heads 8 --head-dim 128 >"$out/decode_model.log" 2>&1; then
+     --heads 32 --kv-heads 8 --head-dim 128 >"$out/logs/decode_model.log" 2>&1; then
   check decode_rtn "$B" quantize "$dec/bf16" -o "$dec/w4a16" --rtn
   for m in bf16 w4a16; do
     check "decode_$m" "$B" generate "$dec/$m" -p "$prompt" -n 128 --device cuda
@@ -99,12 +99,12 @@ if python3 tools/make_random_qwen3.py "$dec/bf16" --hidden 4096 --intermediate 1
     echo "|---|---|---|---|---|"
     for m in bf16 w4a16; do
       gb=$(du -sb "$dec/$m" | cut -f1)
-      tps=$(sed -n 's/.*decode \([0-9.]*\) tokens\/s.*/\1/p' "$out/decode_$m.log" | tail -1)
+      tps=$(sed -n 's/.*decode \([0-9.]*\) tokens\/s.*/\1/p' "$out/logs/decode_$m.log" | tail -1)
       python3 -c "import sys; b=float(sys.argv[1]); t=float(sys.argv[2] or 'nan'); r=4.25e12/b; print(f'| {sys.argv[3]} | {b/1e9:.2f} | {t:.1f} | {r:.0f} | {100*t/r:.1f} % |')" "$gb" "${tps:-nan}" "$m"
     done
   } > "$out/decode.md"
 else
-  summary+=("SKIP  decode: tools/make_random_qwen3.py failed (see decode_model.log)")
+  summary+=("SKIP  decode: tools/make_random_qwen3.py failed (see logs/decode_model.log)")
 fi
 rm -rf "$dec"
 
@@ -113,12 +113,15 @@ for b in "$bundle"/*_bench; do
   name=$(basename "$b")
   echo "== $name"
   check "$name" "$b"
-  cp "$out/$name.log" "$out/$name.md"
+  cp "$out/logs/$name.log" "$out/$name.md"
 done
 
-echo
-echo "== gpu_check summary ($(head -2 "$out/gpu.txt" | tail -1))"
-printf '%s\n' "${summary[@]}"
-cat "$out/quality_gpu_vs_cpu.md"
-[ -f "$out/decode.md" ] && cat "$out/decode.md"
+# The logs travel as one archive (a GPU lease returns few files); the tables stay beside it.
+tar czf "$out/logs.tar.gz" -C "$out" logs && rm -rf "$out/logs"
+{
+  echo "== gpu_check summary ($(head -2 "$out/gpu.txt" | tail -1))"
+  printf '%s\n' "${summary[@]}"
+  cat "$out/quality_gpu_vs_cpu.md"
+  [ -f "$out/decode.md" ] && cat "$out/decode.md"
+} | tee "$out/summary.md"
 exit $status

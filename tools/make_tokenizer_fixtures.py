@@ -205,6 +205,12 @@ def broken_tokenizers(base):
     def missing_model(d):
         del d["model"]
 
+    def vocab_huge_id(d):  # one id of 10^8 would size the id tables at 6.4 GB
+        d["model"]["vocab"]["he"] = 100000000
+
+    def added_huge_id(d):
+        d["added_tokens"][1]["id"] = 1000000000
+
     good = json.dumps(base, ensure_ascii=False)
     return [
         ("bad_json.json", good[: len(good) // 2], "invalid JSON"),
@@ -226,6 +232,8 @@ def broken_tokenizers(base):
         ("unsupported_normalizer.json", variant(bad_normalizer), "normalizer.type is 'NFKC'"),
         ("no_byte_level.json", variant(no_byte_level), "pre_tokenizer.type is 'Whitespace'"),
         ("unsupported_decoder.json", variant(bad_decoder), "decoder.type is 'WordPiece'"),
+        ("vocab_huge_id.json", variant(vocab_huge_id), "has id 100000000, but there are only"),
+        ("added_token_huge_id.json", variant(added_huge_id), "has id 1000000000, but there are only"),
     ]
 
 

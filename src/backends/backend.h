@@ -24,6 +24,9 @@ namespace omni {
 class PreparedLinear {
  public:
   virtual ~PreparedLinear() = default;
+  // How the backend holds and multiplies this weight ("w4a16", "dense BF16 (dequantized: ...)"), for load
+  // reports and tests that must know which path ran.
+  virtual std::string layout() const = 0;
   int64_t in_features = 0;
   int64_t out_features = 0;
   bool has_bias = false;

@@ -71,7 +71,7 @@ MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-std::string read_text_file(const std::string& path) {
+std::string read_text_file(const std::string& path, uint64_t max_bytes) {
   const int fd = open_retrying(path.c_str(), O_RDONLY);
   if (fd < 0) OMNI_FAIL("cannot open ", path, " for reading: ", errno_text(errno));
   std::string out;
@@ -85,6 +85,11 @@ std::string read_text_file(const std::string& path) {
       OMNI_FAIL("cannot read ", path, ": ", errno_text(err));
     }
     if (n == 0) break;
+    if (out.size() + static_cast<size_t>(n) > max_bytes) {
+      ::close(fd);
+      OMNI_FAIL(path, " is larger than the ", max_bytes >> 20, " MiB a text input (config, tokenizer or dataset) may ",
+                "have; is it the right file?");
+    }
     out.append(buf, static_cast<size_t>(n));
   }
   ::close(fd);

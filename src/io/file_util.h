@@ -28,7 +28,11 @@ class MappedFile {
   uint64_t size_ = 0;
 };
 
-std::string read_text_file(const std::string& path);
+// The most a text input (config, tokenizer, dataset) may hold: far above any real one, and it stops a read of
+// /dev/zero or a mistaken multi-gigabyte file with a message instead of exhausting memory.
+inline constexpr uint64_t kMaxTextFileBytes = uint64_t{1} << 30;
+// The whole file as bytes; more than max_bytes is an error naming the file and the limit.
+std::string read_text_file(const std::string& path, uint64_t max_bytes = kMaxTextFileBytes);
 bool file_exists(const std::string& path);
 uint64_t file_size(const std::string& path);
 // Checks, before any work, that a file can be written at `path` (atomically, by write_file_atomic): the path is not

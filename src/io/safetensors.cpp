@@ -1,5 +1,7 @@
 #include "io/safetensors.h"
 
+#include "core/finite.h"
+
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -418,6 +420,12 @@ Tensor SafetensorsCheckpoint::tensor(std::string_view name) const {
   const auto it = where_.find(name);
   OMNI_CHECK(it != where_.end(), dir_, ": checkpoint has no tensor named ", in_quotes(name));
   return files_[it->second]->tensor(name);
+}
+
+Tensor SafetensorsCheckpoint::weight(std::string_view name) const {
+  Tensor t = tensor(name);
+  require_finite(t, str_cat(dir_, ": tensor ", in_quotes(name)));
+  return t;
 }
 
 uint64_t SafetensorsCheckpoint::total_file_bytes() const {

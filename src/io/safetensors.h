@@ -64,6 +64,9 @@ class SafetensorsCheckpoint {
   bool contains(std::string_view name) const;
   const TensorInfo& info(std::string_view name) const;
   Tensor tensor(std::string_view name) const;  // error naming the tensor and directory when absent
+  // tensor(name) for use as a model weight: a float tensor holding NaN or Inf is an error naming it (tensor()
+  // itself does not look, so an unused buffer is still copied through unchanged).
+  Tensor weight(std::string_view name) const;
   const std::vector<std::shared_ptr<SafetensorsFile>>& files() const { return files_; }
   uint64_t total_file_bytes() const;
 

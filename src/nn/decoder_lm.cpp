@@ -42,7 +42,7 @@ class Loader {
   // A float tensor of the expected shape, on the backend.
   Tensor dense(const std::string& name, const Shape& shape) {
     OMNI_CHECK(ckpt_.contains(name), dir_, ": tensor \"", name, "\" is missing from the checkpoint");
-    Tensor t = ckpt_.tensor(name);
+    Tensor t = ckpt_.weight(name);
     OMNI_CHECK(is_float_dtype(t.dtype()), dir_, ": tensor \"", name, "\" has dtype ", dtype_name(t.dtype()),
                ", expected F32, BF16 or F16");
     OMNI_CHECK(t.shape() == shape, dir_, ": tensor \"", name, "\" has shape ", shape_str(t.shape()), ", expected ",

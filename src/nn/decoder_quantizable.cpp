@@ -27,7 +27,7 @@ class DecoderQuantizable : public QuantizableModel {
       OMNI_CHECK(static_cast<int64_t>(s.size()) == T, "calibration samples differ in length");
       flat.insert(flat.end(), s.begin(), s.end());
     }
-    const Tensor table = ckpt.tensor(spec_.names.embed_tokens);
+    const Tensor table = ckpt.weight(spec_.names.embed_tokens);
     OMNI_CHECK(table.shape() == Shape({spec_.vocab_size, spec_.hidden_size}), "tensor \"", spec_.names.embed_tokens,
                "\" has shape ", shape_str(table.shape()), ", expected [", spec_.vocab_size, ", ", spec_.hidden_size,
                "]");

@@ -140,7 +140,7 @@ GroupedIntWeight read_quantized_linear(const SafetensorsCheckpoint& ckpt, const 
   w.out_features = N;
   w.group_size = g;
   w.qweight = ckpt.tensor(qweight_name);
-  w.scales = ckpt.tensor(scales_name);
+  w.scales = ckpt.weight(scales_name);
 
   const std::vector<uint8_t> stored = unpack_auto_gptq_qzeros(ckpt.tensor(qzeros_name), G, N, bits);
   const ZeroPointConvention declared = opts.zero_point_convention != ZeroPointConvention::Unknown

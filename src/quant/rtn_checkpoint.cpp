@@ -76,8 +76,8 @@ RtnSummary quantize_rtn_checkpoint(const std::string& in_dir, const std::string&
     }
     QuantizedLinearOutput q;
     q.prefix = module;
-    q.weight = quantize_rtn(ckpt.tensor(name), opts.scheme);
-    if (ckpt.contains(module + ".bias")) q.bias = ckpt.tensor(module + ".bias");
+    q.weight = quantize_rtn(ckpt.weight(name), opts.scheme);
+    if (ckpt.contains(module + ".bias")) q.bias = ckpt.weight(module + ".bias");
     quantized.push_back(std::move(q));
     quantized_modules.push_back(module);
     summary.quantized.push_back(module);
@@ -90,7 +90,7 @@ RtnSummary quantize_rtn_checkpoint(const std::string& in_dir, const std::string&
       const std::string module = name.substr(0, name.size() - (is_weight ? 7 : 5));
       if (std::binary_search(quantized_modules.begin(), quantized_modules.end(), module)) continue;
     }
-    unchanged.push_back({name, ckpt.tensor(name)});
+    unchanged.push_back({name, ckpt.weight(name)});
   }
 
   ExportOptions eo;

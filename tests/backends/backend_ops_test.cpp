@@ -522,13 +522,22 @@ TEST_P(BackendOps, LinearW4A16) {
     int64_t M, K, N, group;
     bool random_zeros, act_order, bias;
   };
+  // The first five have shapes some GPU kernel tiles do not take (the backend must fall back, not fail); the
+  // rest are shapes the CUDA W4A16 kernels take, which a CUDA variant with 16-bit activations must run on them
+  // (M past each small-M tile, one large-M case, act-order, per-channel, asymmetric).
   const Shp shapes[] = {
       {5, 128, 33, 32, true, false, true},    // odd N, in-order groups
       {1, 96, 70, 96, false, false, false},   // one row (decode), per-channel group, symmetric zeros
       {3, 64, 20, 16, true, true, true},      // act-order g_idx
       {7, 256, 130, 64, true, false, false},  // three output tiles of 64, the last one partial
       {1, 128, 150, 64, true, false, true},   // decode over an odd number of tiles (AVX-512 pairs them)
+      {1, 256, 128, 128, false, false, false},  // kernel: decode, symmetric
+      {17, 512, 192, 64, true, false, true},    // kernel: asymmetric, bias, M past the first tile
+      {65, 256, 64, 256, true, false, false},   // kernel: per-channel, the large-M tile
+      {33, 384, 128, 128, true, true, true},    // kernel: act-order
+      {257, 128, 256, 32, false, false, true},  // kernel: group 32, M = 257
   };
+  constexpr size_t kFirstKernelShape = 5;
   for (const Shp& s : shapes) {
     const std::string label = "M=" + std::to_string(s.M) + " K=" + std::to_string(s.K) + " N=" + std::to_string(s.N) +
                               " g=" + std::to_string(s.group) + (s.random_zeros ? " zeros=rand" : " zeros=8") +
@@ -546,6 +555,10 @@ TEST_P(BackendOps, LinearW4A16) {
         bias = b.val;
       }
       const auto prepared = be().prepare_linear(lw);
+      const bool kernel_shape = &s - shapes >= static_cast<long>(kFirstKernelShape);
+      if (variant().rfind("cuda", 0) == 0 && adt() != DType::F32 && kernel_shape) {
+        EXPECT_EQ(prepared->layout(), "w4a16") << variant() << " " << label << ": the W4A16 kernel should take it";
+      }
       Tensor y = poisoned({s.M, s.N}, adt());
       be().linear(y, x.dev, *prepared);
       c.compare("y", fetch(y), ref::linear(x.val, q.dense, bias, s.M, s.K, s.N));

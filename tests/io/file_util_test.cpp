@@ -115,6 +115,19 @@ TEST(FileHelpers, ReadExistsSize) {
   EXPECT_NE(error_of([&] { omni::read_text_file(d.file("nope")); }).find(d.file("nope")), std::string::npos);
 }
 
+TEST(FileHelpers, ReadTextFileStopsAtItsLimit) {
+  TempDir d;
+  const std::string content = pattern(70000, 3);
+  write_plain(d.file("t.txt"), content);
+  EXPECT_EQ(omni::read_text_file(d.file("t.txt"), content.size()), content);  // exactly the limit is fine
+  std::string msg = error_of([&] { omni::read_text_file(d.file("t.txt"), content.size() - 1); });
+  EXPECT_NE(msg.find(d.file("t.txt")), std::string::npos) << msg;
+  EXPECT_NE(msg.find("larger than"), std::string::npos) << msg;
+  // A file without an end: stopped at the limit, not read forever.
+  msg = error_of([&] { omni::read_text_file("/dev/zero", uint64_t{1} << 20); });
+  EXPECT_NE(msg.find("/dev/zero is larger than the 1 MiB"), std::string::npos) << msg;
+}
+
 TEST(AtomicFileWriter, CommitLeavesOnlyTheTarget) {
   TempDir d;
   const std::string target = d.file("out.bin");

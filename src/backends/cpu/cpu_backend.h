@@ -18,6 +18,9 @@ class CpuPreparedLinear : public PreparedLinear {
   W4A16CpuWeights w4;     // when quantized
   bool is_quantized = false;
   std::vector<float> bias;  // [N] in f32, empty without bias
+  std::string layout() const override {
+    return is_quantized ? "w4a16" : "dense " + std::string(dtype_name(dense.dtype()));
+  }
 };
 
 class CpuBackend : public Backend {

@@ -9,19 +9,32 @@
 #include <cuda_runtime.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "backends/backend.h"
 #include "backends/cuda/device_allocator.h"
 #include "backends/cuda/kernels/fault.h"
+#include "backends/cuda/w4a16/w4a16_gemm.h"
 
 namespace omni::cuda {
 
-// A Linear weight on the device: dense in the backend's compute dtype (quantized weights that no W4A16 kernel
-// takes are dequantized into it once), plus an f32 bias.
+// A Linear weight on the device: 4-bit weights repacked for the W4A16 kernels (w4a16/), or dense in the
+// backend's compute dtype (checkpoint 16-bit weights, and quantized ones the kernels do not take, dequantized
+// once), plus an f32 bias.
 class CudaPreparedLinear : public PreparedLinear {
  public:
-  Tensor dense;  // [N, K] in the activation dtype
+  bool w4a16 = false;
+  W4A16DeviceWeights w4;  // views of `buffers` when w4a16
+  std::vector<Tensor> buffers;
+  std::string fallback_reason;  // why a quantized weight is dense, for the load report
+  Tensor dense;  // [N, K] in the activation dtype, when not w4a16
   Tensor bias;   // F32 [N] or undefined
+  std::string layout() const override {
+    if (w4a16) return "w4a16";
+    const std::string d = "dense " + std::string(dtype_name(dense.dtype()));
+    return fallback_reason.empty() ? d : d + " (dequantized: " + fallback_reason + ")";
+  }
 };
 
 class CudaBackend : public Backend {
@@ -38,6 +51,9 @@ class CudaBackend : public Backend {
   std::shared_ptr<const PreparedLinear> prepare_linear(const LinearWeight& w) override;
 
   DeviceMemoryStats memory_stats() const { return allocator_->stats(); }
+  // Quantized Linears prepared for the W4A16 kernels and those dequantized instead (since construction).
+  int64_t w4a16_linears() const { return w4a16_linears_; }
+  int64_t dequantized_linears() const { return dequantized_linears_; }
   cudaStream_t stream() const { return stream_; }
 
  protected:
@@ -87,6 +103,7 @@ class CudaBackend : public Backend {
   cublasHandle_t cublas_ = nullptr;
   std::shared_ptr<DeviceAllocator> allocator_;
   DeviceFault* fault_ = nullptr;  // device memory, one record
+  int64_t w4a16_linears_ = 0, dequantized_linears_ = 0;
 };
 
 }  // namespace omni::cuda

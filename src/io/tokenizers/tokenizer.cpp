@@ -360,9 +360,22 @@ void Tokenizer::Impl::load_decoder(const json& root, const Fields& f) {
 }
 
 void Tokenizer::Impl::build_id_tables() {
+  // Id tables are sized by the largest id. Real vocabularies are dense (ids 0..n−1, added tokens right after), so
+  // an id far beyond the number of tokens is a broken file, not a reason to allocate gigabytes.
+  constexpr int64_t kMaxIdGap = 1 << 16;
   int32_t size = 0;
-  for (const auto& [token, id] : bpe->vocab()) size = std::max(size, id + 1);
-  for (const AddedToken& t : added) size = std::max(size, t.id + 1);
+  std::string largest;
+  const auto note = [&](int32_t id, const std::string& token) {
+    if (id + 1 > size) {
+      size = id + 1;
+      largest = token;
+    }
+  };
+  for (const auto& [token, id] : bpe->vocab()) note(id, token);
+  for (const AddedToken& t : added) note(t.id, t.content);
+  const int64_t count = static_cast<int64_t>(bpe->vocab().size() + added.size());
+  OMNI_CHECK(size <= count + kMaxIdGap, source, ": token \"", largest, "\" has id ", size - 1, ", but there are only ",
+             count, " tokens; ids must be dense (at most ", kMaxIdGap, " unused ids)");
   tokens.assign(size, {});
   bytes.assign(size, {});
   has_token.assign(size, 0);

@@ -120,7 +120,7 @@ QuantizationConfig write_checkpoint(const std::string& model_dir, const std::str
   }
   std::vector<NamedTensor> unchanged;
   for (const std::string& name : ckpt.names())
-    if (!replaced.count(name)) unchanged.push_back({name, ckpt.tensor(name)});
+    if (!replaced.count(name)) unchanged.push_back({name, ckpt.weight(name)});
   ExportOptions eo;
   eo.format = opt.format;
   eo.overwrite = opt.overwrite;
@@ -236,7 +236,7 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
     for (const LinearDesc& d : block_def.linears())
       if (!has_quantizable_shape(d.out_features, d.in_features, opt.scheme)) summary.skipped.push_back(prefix + "." + d.name);
     TuningContext block(
-        block_def, prefix, [&](const std::string& name) { return ckpt.tensor(name); },
+        block_def, prefix, [&](const std::string& name) { return ckpt.weight(name); },
         [&](const LinearDesc& d) {
           return LinearQuantSpec{has_quantizable_shape(d.out_features, d.in_features, opt.scheme), opt.scheme};
         },
