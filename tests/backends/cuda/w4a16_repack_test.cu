@@ -15,6 +15,7 @@
 
 #include "backends/cuda/cuda_runtime_info.h"
 #include "backends/cuda/w4a16/w4a16_gemm.h"
+#include "backends/cuda/w4a16/w4a16_paths.h"
 #include "backends/cuda/w4a16/w4a16_layout.h"
 #include "core/error.h"
 #include "core/half.h"
@@ -243,39 +244,45 @@ void check_gemm_case(const GemmCase& c, const std::vector<int64_t>& Ms, uint32_t
       bias.resize(static_cast<size_t>(c.N));
       for (float& b : bias) b = normal(rng);
     }
-    const size_t ws_bytes = w4a16_workspace_bytes(M, dw);
-    DeviceBuffer dx(xh.size() * 2), dy(static_cast<size_t>(M * c.N) * 2), db(bias.size() * 4), dws(ws_bytes);
+    DeviceBuffer dx(xh.size() * 2), dy(static_cast<size_t>(M * c.N) * 2), db(bias.size() * 4);
     cuda_ok(cudaMemcpy(dx.p, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice), "x");
     if (with_bias) cuda_ok(cudaMemcpy(db.p, bias.data(), bias.size() * 4, cudaMemcpyHostToDevice), "bias");
-    if (ws_bytes) cuda_ok(cudaMemset(dws.p, 0xab, ws_bytes), "workspace garbage");  // needs no clearing
-    std::vector<uint16_t> y1, y2;
-    for (int rep = 0; rep < 2; ++rep) {
-      cuda_ok(cudaMemset(dy.p, 0xff, static_cast<size_t>(M * c.N) * 2), "poison y");  // NaN in bf16 and f16
-      w4a16_gemm(dw, dx.p, dy.p, M, act, with_bias ? static_cast<const float*>(db.p) : nullptr, dws.p, ws_bytes,
-                 nullptr);
-      cuda_ok(cudaDeviceSynchronize(), "w4a16_gemm");
-      std::vector<uint16_t>& y = rep == 0 ? y1 : y2;
-      y.resize(static_cast<size_t>(M * c.N));
-      cuda_ok(cudaMemcpy(y.data(), dy.p, y.size() * 2, cudaMemcpyDeviceToHost), "y");
-    }
     const std::vector<double> ref = reference_gemm(w, xd, M, bias);
-    double err2 = 0, ref2 = 0;
-    int64_t non_finite = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-      const double v = from_act(y1[i], act);
-      if (!std::isfinite(v)) ++non_finite;
-      err2 += (v - ref[i]) * (v - ref[i]);
-      ref2 += ref[i] * ref[i];
+    // What w4a16_gemm picks (sized by the public w4a16_workspace_bytes), then each path forced.
+    for (W4A16Path path : {W4A16Path::Auto, W4A16Path::Mma, W4A16Path::DequantBlas}) {
+      const size_t ws_bytes =
+          path == W4A16Path::Auto ? w4a16_workspace_bytes(M, dw) : w4a16_workspace_bytes_for(M, dw, path);
+      DeviceBuffer dws(ws_bytes);
+      if (ws_bytes) cuda_ok(cudaMemset(dws.p, 0xab, ws_bytes), "workspace garbage");  // needs no clearing
+      std::vector<uint16_t> y1, y2;
+      for (int rep = 0; rep < 2; ++rep) {
+        cuda_ok(cudaMemset(dy.p, 0xff, static_cast<size_t>(M * c.N) * 2), "poison y");  // NaN in bf16 and f16
+        w4a16_gemm_path(dw, dx.p, dy.p, M, act, with_bias ? static_cast<const float*>(db.p) : nullptr, dws.p,
+                        ws_bytes, nullptr, path);
+        cuda_ok(cudaDeviceSynchronize(), "w4a16_gemm");
+        std::vector<uint16_t>& y = rep == 0 ? y1 : y2;
+        y.resize(static_cast<size_t>(M * c.N));
+        cuda_ok(cudaMemcpy(y.data(), dy.p, y.size() * 2, cudaMemcpyDeviceToHost), "y");
+      }
+      double err2 = 0, ref2 = 0;
+      int64_t non_finite = 0;
+      for (size_t i = 0; i < ref.size(); ++i) {
+        const double v = from_act(y1[i], act);
+        if (!std::isfinite(v)) ++non_finite;
+        err2 += (v - ref[i]) * (v - ref[i]);
+        ref2 += ref[i] * ref[i];
+      }
+      const double rel = std::sqrt(err2 / ref2), tol = act == ActDType::BF16 ? 5e-3 : 1e-3;
+      const char* path_name = path == W4A16Path::Auto ? "auto" : path == W4A16Path::Mma ? "mma" : "dequant+blas";
+      const std::string what = "N=" + std::to_string(c.N) + " K=" + std::to_string(c.K) + " gs=" +
+                               std::to_string(c.gs) + (c.sym ? " sym" : " asym") +
+                               (c.act_order ? " act-order" : "") + " M=" + std::to_string(M) +
+                               (act == ActDType::BF16 ? " bf16" : " f16") + (with_bias ? " bias " : " ") + path_name;
+      std::printf("[w4a16] %-72s rel_err %.3e (tol %.0e)\n", what.c_str(), rel, tol);
+      EXPECT_EQ(non_finite, 0) << what << ": unwritten or non-finite outputs";
+      EXPECT_LE(rel, tol) << what;
+      EXPECT_TRUE(y1 == y2) << what << ": two runs on the same inputs differ (a race?)";
     }
-    const double rel = std::sqrt(err2 / ref2), tol = act == ActDType::BF16 ? 5e-3 : 1e-3;
-    const std::string what = "N=" + std::to_string(c.N) + " K=" + std::to_string(c.K) + " gs=" +
-                             std::to_string(c.gs) + (c.sym ? " sym" : " asym") + (c.act_order ? " act-order" : "") +
-                             " M=" + std::to_string(M) + (act == ActDType::BF16 ? " bf16" : " f16") +
-                             (with_bias ? " bias" : "");
-    std::printf("[w4a16] %-60s rel_err %.3e (tol %.0e)\n", what.c_str(), rel, tol);
-    EXPECT_EQ(non_finite, 0) << what << ": unwritten or non-finite outputs";
-    EXPECT_LE(rel, tol) << what;
-    EXPECT_TRUE(y1 == y2) << what << ": two runs on the same inputs differ (a race?)";
   }
 }
 
@@ -308,7 +315,7 @@ TEST(W4A16Gemm, ActOrder) {
 
 TEST(W4A16Gemm, RealLayerShapes) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device on this machine";
-  check_gemm_case({4096, 4096, 128, true, false}, {1, 16, 64, 65, 257}, 400);
+  check_gemm_case({4096, 4096, 128, true, false}, {1, 16, 64, 65, 257, 1024}, 400);
   check_gemm_case({4096, 4096, 128, false, true}, {2, 33, 127}, 401);
   check_gemm_case({768, 2048, 128, false, false}, kAllM, 402);
   check_gemm_case({2048, 768, -1, true, false}, kAllM, 403);

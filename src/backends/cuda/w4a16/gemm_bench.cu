@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "backends/cuda/w4a16/w4a16_gemm.h"
+#include "backends/cuda/w4a16/w4a16_paths.h"
 #include "core/error.h"
 
 namespace omni::cuda {
@@ -178,12 +179,15 @@ std::string run_gemm_bench(const GemmBenchOptions& o) {
                 "GPU: %s, %d SMs. Device-to-device copy of 1 GiB (read+write): %.2f TB/s through cudaMemcpyAsync, "
                 "%.2f TB/s through a copy kernel; %% of copy BW below is against %.2f TB/s. W4A16: symmetric int4, group "
                 "128, f16 scales, BF16 activations; baseline cuBLAS cublasGemmEx BF16 in/out, F32 compute. Times: "
-                "median of %d CUDA-graph replays, weights rotated over >= %zu MB of copies.\n\n",
+                "median of %d CUDA-graph replays, weights rotated over >= %zu MB of copies. Both W4A16 paths are timed "
+                "(fused mma.sync kernel; dequantise to BF16 + cuBLAS, from M = 16 on); the W4A16 column is the one "
+                "w4a16_gemm dispatches to (dequantise + cuBLAS from M = %lld), speedup and rates are for it.\n\n",
                 prop.name, prop.multiProcessorCount, copy.memcpy_tbs, copy.kernel_tbs, copy_tbs, o.replays,
-                kRotateBytes >> 20);
+                kRotateBytes >> 20, static_cast<long long>(w4a16_dequant_min_m()));
   out += line;
-  out += "| layer | N x K | M | W4A16 us | cuBLAS BF16 us | speedup | W4A16 TB/s | % of copy BW | W4A16 TFLOP/s | cuBLAS TB/s |\n";
-  out += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  out += "| layer | N x K | M | W4A16 us | mma us | dequant+cuBLAS us | cuBLAS BF16 us | speedup | W4A16 TB/s | "
+         "% of copy BW | W4A16 TFLOP/s | cuBLAS TB/s |\n";
+  out += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
 
   const int64_t max_m = *std::max_element(Ms.begin(), Ms.end());
   std::string noise;  // the first point timed twice: the difference is the run's noise
@@ -218,25 +222,28 @@ std::string run_gemm_bench(const GemmBenchOptions& o) {
     DeviceBuffer x(static_cast<size_t>(max_m * K * 2)), y(static_cast<size_t>(max_m * N * 2));
     random_real(x.p, static_cast<size_t>(max_m * K), 7, 0.1f, 2.f, true, s);
     size_t ws_bytes = 0;
-    for (int64_t M : Ms) ws_bytes = std::max(ws_bytes, w4a16_workspace_bytes(M, dw[0]));
+    for (int64_t M : Ms)
+      for (W4A16Path path : {W4A16Path::Auto, W4A16Path::Mma, W4A16Path::DequantBlas})
+        ws_bytes = std::max(ws_bytes, w4a16_workspace_bytes_for(M, dw[0], path));
     DeviceBuffer ws(ws_bytes);
     check(cudaStreamSynchronize(s), "weight fill");
 
     for (int64_t M : Ms) {
-      const double w4_us = time_us(
-          [&](int i) {
-            w4a16_gemm(dw[static_cast<size_t>(i % copies)], x.p, y.p, M, ActDType::BF16, nullptr, ws.p, ws_bytes, s);
-          },
-          o.graph_ms, o.replays, s);
-      if (noise.empty()) {
-        const double again = time_us(
+      auto time_path = [&](W4A16Path path) {
+        return time_us(
             [&](int i) {
-              w4a16_gemm(dw[static_cast<size_t>(i % copies)], x.p, y.p, M, ActDType::BF16, nullptr, ws.p, ws_bytes,
-                         s);
+              w4a16_gemm_path(dw[static_cast<size_t>(i % copies)], x.p, y.p, M, ActDType::BF16, nullptr, ws.p,
+                              ws_bytes, s, path);
             },
             o.graph_ms, o.replays, s);
-        std::snprintf(line, sizeof line, "\nNoise: %s M = %lld timed twice: %.2f us and %.2f us.\n", L.name,
-                      static_cast<long long>(M), w4_us, again);
+      };
+      const double mma_us = time_path(W4A16Path::Mma);
+      const double dq_us = M >= 16 ? time_path(W4A16Path::DequantBlas) : 0.0;
+      const double w4_us = M >= w4a16_dequant_min_m() ? dq_us : mma_us;
+      if (noise.empty()) {
+        const double again = time_path(W4A16Path::Mma);
+        std::snprintf(line, sizeof line, "\nNoise: %s M = %lld (mma) timed twice: %.2f us and %.2f us.\n", L.name,
+                      static_cast<long long>(M), mma_us, again);
         noise = line;
       }
       const float alpha = 1.f, beta = 0.f;
@@ -254,9 +261,12 @@ std::string run_gemm_bench(const GemmBenchOptions& o) {
       const double bf_bytes = static_cast<double>(w16_bytes) + io;
       const double flops = 2.0 * M * N * K;
       const double w4_tbs = w4_bytes / (w4_us * 1e-6) / 1e12;
-      std::snprintf(line, sizeof line, "| %s | %lld x %lld | %lld | %.2f | %.2f | %.2fx | %.2f | %.0f %% | %.1f | %.2f |\n",
+      char dq_text[32] = "-";
+      if (M >= 16) std::snprintf(dq_text, sizeof dq_text, "%.2f", dq_us);
+      std::snprintf(line, sizeof line,
+                    "| %s | %lld x %lld | %lld | %.2f | %.2f | %s | %.2f | %.2fx | %.2f | %.0f %% | %.1f | %.2f |\n",
                     L.name, static_cast<long long>(N), static_cast<long long>(K), static_cast<long long>(M), w4_us,
-                    bf_us, bf_us / w4_us, w4_tbs, 100.0 * w4_tbs / copy_tbs, flops / (w4_us * 1e-6) / 1e12,
+                    mma_us, dq_text, bf_us, bf_us / w4_us, w4_tbs, 100.0 * w4_tbs / copy_tbs, flops / (w4_us * 1e-6) / 1e12,
                     bf_bytes / (bf_us * 1e-6) / 1e12);
       out += line;
       std::fputs(line, stderr);  // progress, in case a run is cut short

@@ -4,15 +4,16 @@
 // 16-byte fragment vectors in registers (magic-number trick) and feeds mma.sync m16n8k16 with F32 accumulators.
 // Warps that split K inside the block are reduced through shared memory; blocks that split K (so that small M
 // still fills all SMs) write F32 partials and the last block of a tile to arrive sums them in a fixed order.
+// From w4a16_dequant_min_m() rows on, w4a16_gemm dequantises W and calls cuBLAS instead (w4a16_dequant.cu).
 #include "backends/cuda/w4a16/w4a16_gemm.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <atomic>
 #include <mutex>
 
+#include "backends/cuda/w4a16/w4a16_paths.h"
 #include "core/error.h"
 
 namespace omni::cuda {
@@ -69,11 +70,10 @@ struct GemmArgs {
   uint16_t* y;
   const float* bias;
   float2* partials;
-  unsigned long long* counters;
+  unsigned* counters;  // one per tile, zeroed on the stream before the launch
   int M, N, K;
   int group_shift;  // group of input k = k >> group_shift (30 for per-channel: always 0)
   int k_iters, splits, n_tiles;
-  unsigned epoch;
 };
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
@@ -159,22 +159,11 @@ __device__ __forceinline__ uint32_t dequant_pair(uint32_t q, int shift, uint32_t
   return *reinterpret_cast<const uint32_t*>(&r);
 }
 
-// The last of `splits` blocks of a tile to arrive gets true. The counter holds (epoch << 32 | arrivals); a value
-// of another epoch counts as zero, so a workspace holding anything else needs no clearing; the last block clears it
-// so that graph replays (same epoch) start from zero too.
-__device__ bool arrive_last(unsigned long long* counter, unsigned epoch, int splits) {
-  const unsigned long long tag = static_cast<unsigned long long>(epoch) << 32;
-  unsigned long long old = atomicAdd(counter, 0ull);
-  unsigned long long next;
-  while (true) {
-    next = ((old >> 32) == epoch) ? old + 1 : (tag | 1ull);
-    const unsigned long long seen = atomicCAS(counter, old, next);
-    if (seen == old) break;
-    old = seen;
-  }
-  const bool last = static_cast<int>(next & 0xffffffffull) == splits;
-  if (last) atomicExch(counter, 0ull);
-  return last;
+// The last of `splits` blocks of a tile to arrive gets true: one atomicAdd per block on a counter that
+// w4a16_gemm zeroes on the stream before every launch (v2 used a CAS retry loop with an epoch tag so that the
+// counter needed no clearing; all splits of a tile arrive at about the same time, so the retries serialised).
+__device__ __forceinline__ bool arrive_last(unsigned* counter, int splits) {
+  return atomicAdd(counter, 1u) == static_cast<unsigned>(splits - 1);
 }
 
 template <class C, bool kBF16, bool kAsym>
@@ -364,8 +353,9 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) w4a16_gemm_kernel(con
   const int col0 = (strip0 + wn) * 64 + 2 * (lane % 4);
 
   if (a.splits > 1) {
-    float2* part = a.partials + (static_cast<size_t>(tile) * a.splits + split) * C::kPartialFloat2 +
-                   static_cast<size_t>(wn * WM + wm) * (MB * 8 * 2 * 32);
+    const float2* tile_part = a.partials + static_cast<size_t>(tile) * a.splits * C::kPartialFloat2 +
+                              static_cast<size_t>(wn * WM + wm) * (MB * 8 * 2 * 32);
+    float2* part = const_cast<float2*>(tile_part) + static_cast<size_t>(split) * C::kPartialFloat2;
     if (owner) {
 #pragma unroll
       for (int mb = 0; mb < MB; ++mb)
@@ -382,33 +372,36 @@ __global__ void __launch_bounds__(kThreads, C::kMinBlocks) w4a16_gemm_kernel(con
     __syncthreads();
     if (tid == 0) {
       __threadfence();
-      s_last = arrive_last(a.counters + tile, a.epoch, a.splits);
+      s_last = arrive_last(a.counters + tile, a.splits);
       if (s_last) __threadfence();
     }
     __syncthreads();
     if (!s_last) return;
     if (owner) {
-      const float2* base = a.partials + static_cast<size_t>(tile) * a.splits * C::kPartialFloat2 +
-                           static_cast<size_t>(wn * WM + wm) * (MB * 8 * 2 * 32);
+      // Fixed order over the splits (the own one re-read too), so the result does not depend on which block
+      // came last. Split outer, elements inner and unrolled: all of a split's loads are in flight at once (v2
+      // looped over the splits per element, one L2 round trip per load: about 16 x 64 of them per thread).
 #pragma unroll
       for (int mb = 0; mb < MB; ++mb)
 #pragma unroll
         for (int s = 0; s < 8; ++s)
 #pragma unroll
-          for (int hr = 0; hr < 2; ++hr) {
-            if (row0 + mb * 16 + 8 * hr >= a.M) continue;
-            // Fixed order over the splits, so the result does not depend on which block came last.
-            float2 sum = make_float2(0.f, 0.f);
-            for (int sp = 0; sp < a.splits; ++sp) {
-              const float2 v = sp == split ? make_float2(acc[mb][s][2 * hr], acc[mb][s][2 * hr + 1])
-                                           : __ldcg(base + static_cast<size_t>(sp) * C::kPartialFloat2 +
-                                                    ((mb * 8 + s) * 2 + hr) * 32 + lane);
-              sum.x += v.x;
-              sum.y += v.y;
+          for (int e = 0; e < 4; ++e) acc[mb][s][e] = 0.f;
+#pragma unroll 1
+      for (int sp = 0; sp < a.splits; ++sp) {
+        const float2* src = tile_part + static_cast<size_t>(sp) * C::kPartialFloat2;
+#pragma unroll
+        for (int mb = 0; mb < MB; ++mb)
+#pragma unroll
+          for (int s = 0; s < 8; ++s)
+#pragma unroll
+            for (int hr = 0; hr < 2; ++hr) {
+              if (row0 + mb * 16 + 8 * hr >= a.M) continue;
+              const float2 v = __ldcg(src + ((mb * 8 + s) * 2 + hr) * 32 + lane);
+              acc[mb][s][2 * hr] += v.x;
+              acc[mb][s][2 * hr + 1] += v.y;
             }
-            acc[mb][s][2 * hr] = sum.x;
-            acc[mb][s][2 * hr + 1] = sum.y;
-          }
+      }
     }
   }
 
@@ -494,12 +487,18 @@ void fill_plan(Plan& p, int64_t M, const W4A16DeviceWeights& w, int blocks_per_s
   p.m_tiles = static_cast<int>((M + C::BM - 1) / C::BM);
   p.n_tiles = static_cast<int>((w.out_features + C::BN - 1) / C::BN);
   p.k_iters = static_cast<int>((w.in_features + C::BK - 1) / C::BK);
-  // Time ~ waves x (stages per block + a fixed cost of about 2 stages for the pipeline's fill and the epilogue).
+  // Time ~ waves x (stages per block + a fixed cost of about 2 stages for the pipeline's fill and the epilogue)
+  // + the split-K reduction: every block writes its partial tile and the last one reads all `s` of them back
+  // (from L2, all loads of a split in flight: counted at half the cost of a stage's bytes). Only the rows < M
+  // are written and read. Without this term M = 128 chose 16 splits on small N, 2 MB through one SM.
   const int64_t tiles = static_cast<int64_t>(p.m_tiles) * p.n_tiles, slots = static_cast<int64_t>(sms) * blocks_per_sm;
+  const double rows_used = static_cast<double>(std::min<int64_t>(M, C::BM)) / C::BM;
+  const double partial_stages = rows_used * C::kPartialFloat2 * 8.0 / C::kStageBytes;
   double best = 1e300;
   for (int s = 1; s <= std::min(16, p.k_iters); ++s) {
     const int64_t waves = (tiles * s + slots - 1) / slots;
-    const double cost = static_cast<double>(waves) * (static_cast<double>(p.k_iters) / s + 2.0);
+    const double reduce = s > 1 ? 0.5 * partial_stages * (1 + s) : 0.0;
+    const double cost = static_cast<double>(waves) * (static_cast<double>(p.k_iters) / s + 2.0) + reduce;
     if (cost < best - 1e-9) {
       best = cost;
       p.splits = s;
@@ -543,7 +542,7 @@ WorkspaceLayout workspace_layout(int64_t M, const W4A16DeviceWeights& w, const P
   size_t off = 0;
   if (p.splits > 1) {
     l.counters = off;
-    off += align_up(tiles * sizeof(unsigned long long), 256);
+    off += align_up(tiles * sizeof(unsigned), 256);
     l.partials = off;
     off += align_up(tiles * p.splits * p.partial_float2 * sizeof(float2), 256);
   }
@@ -576,6 +575,9 @@ void launch_config(const GemmArgs& args, const Plan& p, cudaStream_t stream) {
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
+// A first guess, replaced by the crossover measured in the v3 bench run.
+constexpr int64_t kDequantMinM = 128;
 
 }  // namespace
 
@@ -612,16 +614,44 @@ W4A16DeviceWeights w4a16_upload(const W4A16Repacked& w, void* qweight, void* sca
   return d;
 }
 
-size_t w4a16_workspace_bytes(int64_t M, const W4A16DeviceWeights& w) {
+// From this M on, dequantise + cuBLAS beats the fused kernel on the bench's layers (H200, see
+// docs/benchmarks/w4a16_cuda_v3_bench.md: the Mma and DequantBlas columns of the same run).
+int64_t w4a16_dequant_min_m() { return kDequantMinM; }
+
+namespace {
+
+bool use_dequant(int64_t M, W4A16Path path) {
+  return path == W4A16Path::DequantBlas || (path == W4A16Path::Auto && M >= kDequantMinM);
+}
+
+// The gathered x (act-order) first, then the path's own scratch.
+size_t gathered_bytes(int64_t M, const W4A16DeviceWeights& w) {
+  return w.perm ? align_up(static_cast<size_t>(M) * w.in_features * 2, 256) : 0;
+}
+
+}  // namespace
+
+size_t w4a16_workspace_bytes_for(int64_t M, const W4A16DeviceWeights& w, W4A16Path path) {
   OMNI_CHECK(M > 0, "w4a16_workspace_bytes: M must be positive, found ", M);
+  if (use_dequant(M, path)) return gathered_bytes(M, w) + w4a16_dequant_blas_workspace_bytes(M, w);
   // The plan does not depend on the activation dtype (both kernels have the same resources by construction,
   // but take the larger to be safe).
   return std::max(workspace_layout(M, w, make_plan(M, w, ActDType::BF16)).total,
                   workspace_layout(M, w, make_plan(M, w, ActDType::F16)).total);
 }
 
+size_t w4a16_workspace_bytes(int64_t M, const W4A16DeviceWeights& w) {
+  return w4a16_workspace_bytes_for(M, w, W4A16Path::Auto);
+}
+
 void w4a16_gemm(const W4A16DeviceWeights& w, const void* x, void* y, int64_t M, ActDType act,
                 const float* bias_or_null, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  w4a16_gemm_path(w, x, y, M, act, bias_or_null, workspace, workspace_bytes, stream, W4A16Path::Auto);
+}
+
+void w4a16_gemm_path(const W4A16DeviceWeights& w, const void* x, void* y, int64_t M, ActDType act,
+                     const float* bias_or_null, void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                     W4A16Path path) {
   const int64_t K = w.in_features, N = w.out_features;
   OMNI_CHECK(M > 0 && M <= 0x7fffffff, "w4a16_gemm: M = ", M, " out of range");
   OMNI_CHECK(K > 0 && N > 0 && N % kW4StripN == 0 && K % kW4GroupQuantum == 0 && K <= (int64_t{1} << 24) &&
@@ -637,16 +667,18 @@ void w4a16_gemm(const W4A16DeviceWeights& w, const void* x, void* y, int64_t M, 
   }
   OMNI_CHECK(w.qweight && w.scales, "w4a16_gemm: weight buffers are missing");
   OMNI_CHECK(x && y && aligned16(x) && aligned16(y), "w4a16_gemm: x and y must be 16-byte aligned device pointers");
-  const Plan p = make_plan(M, w, act);
-  const WorkspaceLayout l = workspace_layout(M, w, p);
-  OMNI_CHECK(l.total == 0 || (workspace && workspace_bytes >= l.total && aligned16(workspace)),
-             "w4a16_gemm: workspace of ", workspace_bytes, " bytes is too small, ", l.total,
+  const bool dequant = use_dequant(M, path);
+  const Plan p = dequant ? Plan{} : make_plan(M, w, act);
+  const WorkspaceLayout l = dequant ? WorkspaceLayout{} : workspace_layout(M, w, p);
+  const size_t needed = dequant ? gathered_bytes(M, w) + w4a16_dequant_blas_workspace_bytes(M, w) : l.total;
+  OMNI_CHECK(needed == 0 || (workspace && workspace_bytes >= needed && aligned16(workspace)),
+             "w4a16_gemm: workspace of ", workspace_bytes, " bytes is too small, ", needed,
              " needed (w4a16_workspace_bytes)");
   auto* ws = static_cast<unsigned char*>(workspace);
 
   const void* xin = x;
   if (w.perm) {
-    auto* gathered = reinterpret_cast<uint16_t*>(ws + l.gathered_x);
+    auto* gathered = reinterpret_cast<uint16_t*>(ws + (dequant ? 0 : l.gathered_x));
     const int64_t total = M * K;
     const int threads = 256;
     gather_columns_kernel<<<static_cast<unsigned>((total + threads - 1) / threads), threads, 0, stream>>>(
@@ -654,10 +686,11 @@ void w4a16_gemm(const W4A16DeviceWeights& w, const void* x, void* y, int64_t M, 
     check(cudaGetLastError(), "gather_columns_kernel launch");
     xin = gathered;
   }
-
-  static std::atomic<unsigned> epoch_source{0};
-  unsigned epoch = epoch_source.fetch_add(1, std::memory_order_relaxed) + 1;
-  if (epoch == 0) epoch = epoch_source.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (dequant) {
+    const size_t g = gathered_bytes(M, w);
+    w4a16_dequant_blas_gemm(w, group_shift, xin, y, M, act, bias_or_null, ws + g, workspace_bytes - g, stream);
+    return;
+  }
 
   GemmArgs args{};
   args.qweight = reinterpret_cast<const uint4*>(w.qweight);
@@ -667,7 +700,12 @@ void w4a16_gemm(const W4A16DeviceWeights& w, const void* x, void* y, int64_t M, 
   args.y = static_cast<uint16_t*>(y);
   args.bias = bias_or_null;
   args.partials = p.splits > 1 ? reinterpret_cast<float2*>(ws + l.partials) : nullptr;
-  args.counters = p.splits > 1 ? reinterpret_cast<unsigned long long*>(ws + l.counters) : nullptr;
+  args.counters = p.splits > 1 ? reinterpret_cast<unsigned*>(ws + l.counters) : nullptr;
+  if (p.splits > 1) {
+    // The arrival counters start from zero on every call (the workspace may hold anything).
+    check(cudaMemsetAsync(args.counters, 0, static_cast<size_t>(p.m_tiles) * p.n_tiles * sizeof(unsigned), stream),
+          "cudaMemsetAsync (w4a16 split-K counters)");
+  }
   args.M = static_cast<int>(M);
   args.N = static_cast<int>(N);
   args.K = static_cast<int>(K);
@@ -675,7 +713,6 @@ void w4a16_gemm(const W4A16DeviceWeights& w, const void* x, void* y, int64_t M, 
   args.k_iters = p.k_iters;
   args.splits = p.splits;
   args.n_tiles = p.n_tiles;
-  args.epoch = epoch;
   if (act == ActDType::BF16) launch_config<true>(args, p, stream);
   else launch_config<false>(args, p, stream);
 }

@@ -1,6 +1,7 @@
 // W4A16 GEMM on the GPU: y[M, N] = x[M, K] * W^T (+ bias), W the 4-bit weight repacked by repack_w4a16, x and y
 // bf16 or f16, F32 accumulation, the output rounded once. Device memory is the caller's: this file sizes it,
-// fills it (upload) and uses it (GEMM); it allocates nothing.
+// fills it (upload) and uses it (GEMM); it allocates nothing per call (the large-M path's cuBLAS handle is created
+// once per device and takes its scratch from the workspace).
 #pragma once
 
 #include <cuda_runtime.h>
@@ -40,12 +41,15 @@ W4A16DeviceWeights w4a16_upload(const W4A16Repacked& w, void* qweight, void* sca
                                 cudaStream_t stream);
 
 // Scratch bytes w4a16_gemm needs for M rows (split-K partial sums and their arrival counters, the act-order
-// gathered x). The workspace needs no initialisation and may be reused for anything between calls; calls on
-// different streams need different workspaces.
+// gathered x; from w4a16_dequant_min_m() rows on, a dequantised column chunk of W and cuBLAS's workspace). The
+// workspace needs no initialisation (w4a16_gemm zeroes the counters with a cudaMemsetAsync on `stream`) and may
+// be reused for anything between calls; calls on different streams need different workspaces.
 size_t w4a16_workspace_bytes(int64_t M, const W4A16DeviceWeights& w);
 
 // y = x * W^T (+ bias). x: [M, K] row-major, 16-byte aligned; y: [M, N]; bias: f32 [N] or null. Enqueued on
-// `stream`; throws omni::Error naming the failing CUDA call or the violated precondition.
+// `stream`; throws omni::Error naming the failing CUDA call or the violated precondition. Small M runs the fused
+// kernel; large M dequantises W chunk by chunk and calls cuBLAS through a handle the module creates once per
+// device (there the bias is rounded to the activation type before cuBLAS adds it).
 void w4a16_gemm(const W4A16DeviceWeights& w, const void* x, void* y, int64_t M, ActDType act,
                 const float* bias_or_null, void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
