@@ -48,7 +48,7 @@ int run_generate(const GenerateArgs& a) {
   std::cerr << "model: " << a.model_dir << " (" << model->info().architecture << ", "
             << (r.quant_format.empty() ? std::string("16-bit weights") : r.quant_format) << ", "
             << r.quantized_linears << " quantized / " << r.dense_linears << " dense linear layers), on "
-            << backend->name() << ", " << num_threads() << " threads\n";
+            << backend->name() << " (" << r.layouts_summary() << "), " << num_threads() << " threads\n";
   if (!a.chat) std::cout << a.prompt;
   std::cout << std::flush;
   StreamingDecoder decoder(tokenizer);

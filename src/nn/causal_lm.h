@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -27,6 +28,14 @@ struct LoadReport {
   int64_t quantized_linears = 0;
   int64_t dense_linears = 0;
   std::string quant_format;  // "" for a 16-bit checkpoint
+  // How the backend holds the Linears (PreparedLinear::layout(), e.g. "w4a16", "dense BF16"), with counts.
+  std::map<std::string, int64_t> linear_layouts;
+  // "56 w4a16, 1 dense BF16"
+  std::string layouts_summary() const {
+    std::string s;
+    for (const auto& [layout, n] : linear_layouts) s += (s.empty() ? "" : ", ") + std::to_string(n) + " " + layout;
+    return s;
+  }
 };
 
 // Keys and values of every layer for `slots` sequences: per layer [slots, capacity, Hkv, head_dim] in the

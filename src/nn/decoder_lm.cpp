@@ -63,7 +63,9 @@ class Loader {
       ++report_.dense_linears;
     }
     if (bias) w.bias = dense(prefix + ".bias", {out});
-    return backend_.prepare_linear(w);
+    auto prepared = backend_.prepare_linear(w);
+    ++report_.linear_layouts[prepared->layout()];
+    return prepared;
   }
 
   DecoderWeights load() {
@@ -86,6 +88,7 @@ class Loader {
       LinearWeight head;
       head.dense = dense(n.embed_tokens, {s.vocab_size, s.hidden_size});
       w.lm_head = backend_.prepare_linear(head);
+      ++report_.linear_layouts[w.lm_head->layout()];
     } else {
       const std::string head = n.lm_head.substr(0, n.lm_head.size() - std::string(".weight").size());
       w.lm_head = linear(head, s.hidden_size, s.vocab_size, false);

@@ -181,9 +181,9 @@ std::string run_gemm_bench(const GemmBenchOptions& o) {
                 "128, f16 scales, BF16 activations; baseline cuBLAS cublasGemmEx BF16 in/out, F32 compute. Times: "
                 "median of %d CUDA-graph replays, weights rotated over >= %zu MB of copies. Both W4A16 paths are timed "
                 "(fused mma.sync kernel; dequantise to BF16 + cuBLAS, from M = 16 on); the W4A16 column is the one "
-                "w4a16_gemm dispatches to (dequantise + cuBLAS from M = %lld), speedup and rates are for it.\n\n",
+                "w4a16_gemm dispatches to (by M and the weight's size), speedup and rates are for it.\n\n",
                 prop.name, prop.multiProcessorCount, copy.memcpy_tbs, copy.kernel_tbs, copy_tbs, o.replays,
-                kRotateBytes >> 20, static_cast<long long>(w4a16_dequant_min_m()));
+                kRotateBytes >> 20);
   out += line;
   out += "| layer | N x K | M | W4A16 us | mma us | dequant+cuBLAS us | cuBLAS BF16 us | speedup | W4A16 TB/s | "
          "% of copy BW | W4A16 TFLOP/s | cuBLAS TB/s |\n";
@@ -239,7 +239,7 @@ std::string run_gemm_bench(const GemmBenchOptions& o) {
       };
       const double mma_us = time_path(W4A16Path::Mma);
       const double dq_us = M >= 16 ? time_path(W4A16Path::DequantBlas) : 0.0;
-      const double w4_us = M >= w4a16_dequant_min_m() ? dq_us : mma_us;
+      const double w4_us = w4a16_auto_uses_dequant(M, dw[0]) ? dq_us : mma_us;
       if (noise.empty()) {
         const double again = time_path(W4A16Path::Mma);
         std::snprintf(line, sizeof line, "\nNoise: %s M = %lld (mma) timed twice: %.2f us and %.2f us.\n", L.name,

@@ -4,7 +4,8 @@
 // 16-byte fragment vectors in registers (magic-number trick) and feeds mma.sync m16n8k16 with F32 accumulators.
 // Warps that split K inside the block are reduced through shared memory; blocks that split K (so that small M
 // still fills all SMs) write F32 partials and the last block of a tile to arrive sums them in a fixed order.
-// From w4a16_dequant_min_m() rows on, w4a16_gemm dequantises W and calls cuBLAS instead (w4a16_dequant.cu).
+// Where w4a16_auto_uses_dequant says so (larger M, smaller weights), w4a16_gemm dequantises W and calls cuBLAS
+// instead (w4a16_dequant.cu).
 #include "backends/cuda/w4a16/w4a16_gemm.h"
 
 #include <cuda_bf16.h>
@@ -576,8 +577,6 @@ void launch_config(const GemmArgs& args, const Plan& p, cudaStream_t stream) {
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
-// A first guess, replaced by the crossover measured in the v3 bench run.
-constexpr int64_t kDequantMinM = 128;
 
 }  // namespace
 
@@ -614,14 +613,22 @@ W4A16DeviceWeights w4a16_upload(const W4A16Repacked& w, void* qweight, void* sca
   return d;
 }
 
-// From this M on, dequantise + cuBLAS beats the fused kernel on the bench's layers (H200, see
-// docs/benchmarks/w4a16_cuda_v3_bench.md: the Mma and DequantBlas columns of the same run).
-int64_t w4a16_dequant_min_m() { return kDequantMinM; }
+// Where dequantise + cuBLAS beats the fused kernel, read off the Mma and DequantBlas columns of one bench run
+// (H200, docs/benchmarks.md "W4A16 GEMM"): the dequantisation writes the whole weight once in 16 bits, so the
+// larger the weight the more rows it takes to pay for it. Crossovers measured: 768x2048 and 1024x4096 from
+// M = 16, 4096x4096 from 64, 12288x3072 and 12288x4096 from 128 (4096x12288 still fused at 128), every layer
+// by 256.
+bool w4a16_auto_uses_dequant(int64_t M, const W4A16DeviceWeights& w) {
+  const int64_t weights = w.in_features * w.out_features;
+  constexpr int64_t kMi = int64_t{1} << 20;
+  return M >= 256 || (M >= 128 && weights <= 40 * kMi) || (M >= 64 && weights <= 20 * kMi) ||
+         (M >= 16 && weights <= 5 * kMi);
+}
 
 namespace {
 
-bool use_dequant(int64_t M, W4A16Path path) {
-  return path == W4A16Path::DequantBlas || (path == W4A16Path::Auto && M >= kDequantMinM);
+bool use_dequant(int64_t M, const W4A16DeviceWeights& w, W4A16Path path) {
+  return path == W4A16Path::DequantBlas || (path == W4A16Path::Auto && w4a16_auto_uses_dequant(M, w));
 }
 
 // The gathered x (act-order) first, then the path's own scratch.
@@ -633,7 +640,7 @@ size_t gathered_bytes(int64_t M, const W4A16DeviceWeights& w) {
 
 size_t w4a16_workspace_bytes_for(int64_t M, const W4A16DeviceWeights& w, W4A16Path path) {
   OMNI_CHECK(M > 0, "w4a16_workspace_bytes: M must be positive, found ", M);
-  if (use_dequant(M, path)) return gathered_bytes(M, w) + w4a16_dequant_blas_workspace_bytes(M, w);
+  if (use_dequant(M, w, path)) return gathered_bytes(M, w) + w4a16_dequant_blas_workspace_bytes(M, w);
   // The plan does not depend on the activation dtype (both kernels have the same resources by construction,
   // but take the larger to be safe).
   return std::max(workspace_layout(M, w, make_plan(M, w, ActDType::BF16)).total,
@@ -667,7 +674,7 @@ void w4a16_gemm_path(const W4A16DeviceWeights& w, const void* x, void* y, int64_
   }
   OMNI_CHECK(w.qweight && w.scales, "w4a16_gemm: weight buffers are missing");
   OMNI_CHECK(x && y && aligned16(x) && aligned16(y), "w4a16_gemm: x and y must be 16-byte aligned device pointers");
-  const bool dequant = use_dequant(M, path);
+  const bool dequant = use_dequant(M, w, path);
   const Plan p = dequant ? Plan{} : make_plan(M, w, act);
   const WorkspaceLayout l = dequant ? WorkspaceLayout{} : workspace_layout(M, w, p);
   const size_t needed = dequant ? gathered_bytes(M, w) + w4a16_dequant_blas_workspace_bytes(M, w) : l.total;

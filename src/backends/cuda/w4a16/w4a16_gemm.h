@@ -41,7 +41,7 @@ W4A16DeviceWeights w4a16_upload(const W4A16Repacked& w, void* qweight, void* sca
                                 cudaStream_t stream);
 
 // Scratch bytes w4a16_gemm needs for M rows (split-K partial sums and their arrival counters, the act-order
-// gathered x; from w4a16_dequant_min_m() rows on, a dequantised column chunk of W and cuBLAS's workspace). The
+// gathered x; on the dequantise + cuBLAS path, a dequantised column chunk of W and cuBLAS's workspace). The
 // workspace needs no initialisation (w4a16_gemm zeroes the counters with a cudaMemsetAsync on `stream`) and may
 // be reused for anything between calls; calls on different streams need different workspaces.
 size_t w4a16_workspace_bytes(int64_t M, const W4A16DeviceWeights& w);

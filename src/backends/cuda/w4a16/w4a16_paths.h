@@ -13,13 +13,13 @@
 namespace omni::cuda {
 
 enum class W4A16Path {
-  Auto,         // what w4a16_gemm does: Mma below w4a16_dequant_min_m(), DequantBlas from there on
+  Auto,         // what w4a16_gemm does: DequantBlas where w4a16_auto_uses_dequant says so, else Mma
   Mma,          // the fused kernel (mma.sync, split-K), w4a16_gemm.cu
   DequantBlas,  // dequantise column chunks of W into BF16/F16 scratch, cublasGemmEx per chunk, w4a16_dequant.cu
 };
 
-// The smallest M that w4a16_gemm computes through DequantBlas.
-int64_t w4a16_dequant_min_m();
+// Whether w4a16_gemm computes M rows of this weight through DequantBlas (by M and the weight's size).
+bool w4a16_auto_uses_dequant(int64_t M, const W4A16DeviceWeights& w);
 
 size_t w4a16_workspace_bytes_for(int64_t M, const W4A16DeviceWeights& w, W4A16Path path);
 void w4a16_gemm_path(const W4A16DeviceWeights& w, const void* x, void* y, int64_t M, ActDType act,
