@@ -2,7 +2,8 @@
 # Builds what scripts/gpu_check.sh runs on a GPU machine, here on the Debian development machine: the CUDA build
 # of omniround with ICU and PCRE2 linked statically (the GPU machines' Ubuntu image has neither Debian library;
 # glibc and libstdc++ there are newer than Debian 12's, so those stay shared), the backend and model tests, and
-# the CUDA benchmarks, copied into one folder that travels to the GPU machine.
+# the CUDA benchmarks, copied (stripped) into one folder, and that folder packed as BUNDLE_DIR.tar.xz: the archive
+# is what travels to the GPU machine (a few MB, where the binaries are tens).
 #
 #   scripts/build_gpu_bundle.sh [BUNDLE_DIR=.gpu/bundle]
 set -euo pipefail
@@ -19,10 +20,11 @@ for src in "$repo"/bench/cuda/*_bench.cu; do [ -e "$src" ] && targets+=("$(basen
 ninja -C "$build" -j"$jobs" "${targets[@]}"
 
 mkdir -p "$bundle"
-for t in "${targets[@]}"; do cp "$build/$t" "$bundle/"; done
+for t in "${targets[@]}"; do cp "$build/$t" "$bundle/"; strip --strip-unneeded "$bundle/$t"; done
 # Anything left that the GPU machine lacks would show up here.
 if ldd "$bundle/omniround" | grep -E "libicu|libpcre2"; then
   echo "build_gpu_bundle: omniround still links ICU/PCRE2 dynamically" >&2
   exit 1
 fi
-echo "bundle: $bundle ($(du -sh "$bundle" | cut -f1)): ${targets[*]}"
+tar cJf "$bundle.tar.xz" -C "$(dirname "$bundle")" "$(basename "$bundle")"
+echo "bundle: $bundle ($(du -sh "$bundle" | cut -f1)), $bundle.tar.xz ($(du -sh "$bundle.tar.xz" | cut -f1)): ${targets[*]}"

@@ -3,8 +3,8 @@
 #
 #   scripts/gpu_check.sh OUT_DIR
 #
-# Uses the bundle of scripts/build_gpu_bundle.sh (.gpu/bundle, or $OMNI_GPU_BUNDLE; built here when absent and
-# this machine can build it), then runs: every backend op on the GPU against the reference (backend_ops_test),
+# Uses the bundle of scripts/build_gpu_bundle.sh (.gpu/bundle or its .tar.xz, or $OMNI_GPU_BUNDLE; built here
+# when absent and this machine can build it), then runs: every backend op on the GPU against the reference (backend_ops_test),
 # the golden model tests on the GPU, the CUDA unit tests, the shipped model end to end (generate on GPU vs CPU,
 # AutoRound on the GPU vs the CPU, both evaluated), and the benchmarks that exist. Logs and markdown tables go
 # to OUT_DIR; the last lines printed are a summary. Exits non-zero when any check fails.
@@ -14,6 +14,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 mkdir -p "$out/logs"
 bundle=${OMNI_GPU_BUNDLE:-$repo/.gpu/bundle}
+if [ ! -x "$bundle/omniround" ] && [ -f "$bundle.tar.xz" ]; then
+  tar xJf "$bundle.tar.xz" -C "$(dirname "$bundle")"
+fi
 if [ ! -x "$bundle/omniround" ]; then
   echo "== no bundle at $bundle: building one"
   bash scripts/build_gpu_bundle.sh "$bundle" || { echo "gpu_check: no bundle and it cannot be built here" >&2; exit 2; }
