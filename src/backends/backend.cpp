@@ -107,6 +107,9 @@ const char* op_name(Op op) {
     case Op::Clamp: return "clamp";
     case Op::SignStep: return "sign_step";
     case Op::Fill: return "fill";
+    case Op::LayerNorm: return "layer_norm";
+    case Op::GeluTanh: return "gelu_tanh";
+    case Op::Modulate: return "modulate";
   }
   return "?";
 }
@@ -257,6 +260,7 @@ void Backend::attention(Tensor& out, const Tensor& q, const Tensor& k, const Ten
     OMNI_CHECK(lse->numel() == d.N * d.Hq, op, ": lse expected ", d.N * d.Hq, " entries [N, Hq], found ",
                shape_str(lse->shape()));
     OMNI_CHECK(rows.whole_sequences, op, ": saving lse needs rows.whole_sequences");
+    OMNI_CHECK(rows.mask == AttentionMask::Causal, op, ": saving lse (the training form) takes the causal mask only");
   }
   attention_impl(out, q, k, v, rows, lse);
 }
@@ -271,6 +275,7 @@ void Backend::attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tenso
   }
   const AttentionDims d = attention_dims(q, k, v, rows, op);
   OMNI_CHECK(rows.whole_sequences, op, ": needs rows.whole_sequences");
+  OMNI_CHECK(rows.mask == AttentionMask::Causal, op, ": takes the causal mask only");
   require(Op::AttentionBackward, DType::F32);
   require_same_shape(q, out, op, "q", "out");
   require_same_shape(q, dout, op, "q", "dout");
@@ -336,6 +341,47 @@ void Backend::softmax(Tensor& x) {
   rows_and_dim(x, "softmax", "x");
   require(Op::Softmax, x.dtype());
   softmax_impl(x);
+}
+
+void Backend::layer_norm(Tensor& y, const Tensor& x, float eps, const Tensor* weight, const Tensor* bias) {
+  const char* op = "layer_norm";
+  on_device(x, op, "x");
+  on_device(y, op, "y");
+  require_same_shape(x, y, op, "x", "y");
+  require_same_dtype(x, y, op, "x", "y");
+  require(Op::LayerNorm, x.dtype());
+  const auto [rows, D] = rows_and_dim(x, op, "x");
+  (void)rows;
+  OMNI_CHECK((weight == nullptr) == (bias == nullptr), op, ": weight and bias go together (both or neither)");
+  for (const Tensor* t : std::initializer_list<const Tensor*>{weight, bias}) {
+    if (!t) continue;
+    const char* name = t == weight ? "weight" : "bias";
+    on_device(*t, op, name);
+    require_shape(*t, {D}, op, name);
+    OMNI_CHECK(t->dtype() == DType::F32 || t->dtype() == DType::BF16, op, ": ", name, " expected F32 or BF16, found ",
+               dtype_name(t->dtype()));
+  }
+  layer_norm_impl(y, x, eps, weight, bias);
+}
+
+void Backend::gelu_tanh(Tensor& y, const Tensor& x) {
+  check_elementwise(Op::GeluTanh, y, x, x, "x", "x");
+  gelu_tanh_impl(y, x);
+}
+
+void Backend::modulate(Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift) {
+  const char* op = "modulate";
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&y, &x, &scale, &shift})
+    on_device(*t, op, t == &y ? "y" : t == &x ? "x" : t == &scale ? "scale" : "shift");
+  OMNI_CHECK(x.ndim() == 3, op, ": x expected [B, T, D], found ", shape_str(x.shape()));
+  require_same_shape(x, y, op, "x", "y");
+  require_same_dtype(x, y, op, "x", "y");
+  require_same_dtype(x, scale, op, "x", "scale");
+  require_same_dtype(x, shift, op, "x", "shift");
+  require_shape(scale, {x.dim(0), x.dim(2)}, op, "scale");
+  require_shape(shift, {x.dim(0), x.dim(2)}, op, "shift");
+  require(Op::Modulate, x.dtype());
+  modulate_impl(y, x, scale, shift);
 }
 
 void Backend::linear_backward(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,

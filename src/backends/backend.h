@@ -36,7 +36,7 @@ class PreparedLinear {
 enum class Op {
   Linear, LinearDense, LinearBackward, Embedding, RmsNorm, RmsNormBackward, Rope, RopeBackward, Attention,
   AttentionBackward, SiluMul, SiluMulBackward, Add, Copy, CopyRows, Softmax, MaskedMseLoss,
-  FakeQuant, FakeQuantBackward, Clamp, SignStep, Fill,
+  FakeQuant, FakeQuantBackward, Clamp, SignStep, Fill, LayerNorm, GeluTanh, Modulate,
 };
 const char* op_name(Op op);
 
@@ -49,8 +49,11 @@ struct RopeParams {
 // of capacity C (a KV cache, or for training the batch itself: S samples of C tokens). Row i belongs to slot
 // `slot[i]` at position `position[i]` (I32 [N] each, on the backend's device).
 //   Causal: row i sees keys 0..position[i] of its slot.
+//   Full: row i sees all C keys of its slot (a joint sequence attended without a mask, as in a diffusion
+//   transformer; the slot's C positions must all be filled). Inference only so far: saving lse and the backward
+//   take the causal mask.
 // Scores are scaled by 1/sqrt(hd); query head h reads kv head h / (Hq / Hkv).
-enum class AttentionMask { Causal };
+enum class AttentionMask { Causal, Full };
 struct AttentionRows {
   Tensor slot, position;
   AttentionMask mask = AttentionMask::Causal;
@@ -114,6 +117,14 @@ class Backend {
   void copy_rows(Tensor& dst, const Tensor& src, const Tensor& index);
   // Row-wise softmax over the last dim, in place.
   void softmax(Tensor& x);
+  // y = (x − mean) / sqrt(var + eps) over the last dim (biased variance, torch.nn.LayerNorm), then · weight + bias
+  // when given (F32 or BF16 [D], both or neither: FLUX's adaLN norms have none). y may alias x.
+  void layer_norm(Tensor& y, const Tensor& x, float eps, const Tensor* weight = nullptr, const Tensor* bias = nullptr);
+  // y = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))), GELU's tanh form. y may alias x.
+  void gelu_tanh(Tensor& y, const Tensor& x);
+  // adaLN modulation: y = x · (1 + scale) + shift for x, y [B, T, D], scale and shift [B, D] (one row per sample,
+  // broadcast over its T tokens), one dtype. y may alias x.
+  void modulate(Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift);
 
   // ---- Training backward (F32) ----
   // For y = x · wᵀ: dx (+)= dy · w, dw (+)= dyᵀ · x summed over all rows. dx and dw may each be null.
@@ -167,6 +178,9 @@ class Backend {
   virtual void copy_impl(Tensor& dst, const Tensor& src) = 0;
   virtual void copy_rows_impl(Tensor& dst, const Tensor& src, const Tensor& index) = 0;
   virtual void softmax_impl(Tensor& x) = 0;
+  virtual void layer_norm_impl(Tensor& y, const Tensor& x, float eps, const Tensor* weight, const Tensor* bias) = 0;
+  virtual void gelu_tanh_impl(Tensor& y, const Tensor& x) = 0;
+  virtual void modulate_impl(Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift) = 0;
   virtual void linear_backward_impl(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
                                     bool accumulate_dx, bool accumulate_dw) = 0;
   virtual void rms_norm_backward_impl(Tensor& dx, Tensor* dweight, const Tensor& dy, const Tensor& x,

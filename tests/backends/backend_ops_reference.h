@@ -111,8 +111,8 @@ struct AttentionShape {
 // The softmax probabilities of row n, head h over its keys 0..pos[n] (scores scaled by 1/sqrt(hd)), and their
 // log-sum-exp.
 inline Vec attention_probs(const Vec& q, const Vec& k, const AttentionShape& d, const std::vector<int32_t>& slot,
-                           const std::vector<int32_t>& pos, int64_t n, int64_t h, double* lse) {
-  const int64_t hk = h / (d.Hq / d.Hkv), keys = pos[at(n)] + 1;
+                           const std::vector<int32_t>& pos, int64_t n, int64_t h, double* lse, bool causal = true) {
+  const int64_t hk = h / (d.Hq / d.Hkv), keys = causal ? pos[at(n)] + 1 : d.C;
   const double scale = 1.0 / std::sqrt(static_cast<double>(d.hd));
   Vec s(at(keys));
   for (int64_t j = 0; j < keys; ++j) {
@@ -128,15 +128,16 @@ inline Vec attention_probs(const Vec& q, const Vec& k, const AttentionShape& d, 
   return s;
 }
 
-// out [N, Hq, hd]; lse (if given) [N, Hq].
+// out [N, Hq, hd]; lse (if given) [N, Hq]. Without causal, every row sees all C keys of its slot.
 inline Vec attention(const Vec& q, const Vec& k, const Vec& v, const AttentionShape& d,
-                     const std::vector<int32_t>& slot, const std::vector<int32_t>& pos, Vec* lse = nullptr) {
+                     const std::vector<int32_t>& slot, const std::vector<int32_t>& pos, Vec* lse = nullptr,
+                     bool causal = true) {
   Vec out(at(d.N * d.Hq * d.hd), 0.0);
   if (lse) lse->assign(at(d.N * d.Hq), 0.0);
   for (int64_t n = 0; n < d.N; ++n)
     for (int64_t h = 0; h < d.Hq; ++h) {
       double l = 0.0;
-      const Vec p = attention_probs(q, k, d, slot, pos, n, h, &l);
+      const Vec p = attention_probs(q, k, d, slot, pos, n, h, &l, causal);
       if (lse) (*lse)[at(n * d.Hq + h)] = l;
       const int64_t hk = h / (d.Hq / d.Hkv);
       for (int64_t j = 0; j < static_cast<int64_t>(p.size()); ++j)
@@ -147,6 +148,41 @@ inline Vec attention(const Vec& q, const Vec& k, const Vec& v, const AttentionSh
 }
 
 inline double sigmoid(double g) { return 1.0 / (1.0 + std::exp(-g)); }
+
+// torch.nn.LayerNorm over rows of D (biased variance); w and b empty for no affine.
+inline Vec layer_norm(const Vec& x, const Vec& w, const Vec& b, int64_t rows, int64_t D, double eps) {
+  Vec y(x.size());
+  for (int64_t r = 0; r < rows; ++r) {
+    double mean = 0.0, var = 0.0;
+    for (int64_t i = 0; i < D; ++i) mean += x[at(r * D + i)];
+    mean /= static_cast<double>(D);
+    for (int64_t i = 0; i < D; ++i) var += (x[at(r * D + i)] - mean) * (x[at(r * D + i)] - mean);
+    const double inv = 1.0 / std::sqrt(var / static_cast<double>(D) + eps);
+    for (int64_t i = 0; i < D; ++i) {
+      double v = (x[at(r * D + i)] - mean) * inv;
+      if (!w.empty()) v = v * w[at(i)] + b[at(i)];
+      y[at(r * D + i)] = v;
+    }
+  }
+  return y;
+}
+
+inline Vec gelu_tanh(const Vec& x) {
+  Vec y(x.size());
+  const double c = std::sqrt(2.0 / 3.14159265358979323846);
+  for (size_t i = 0; i < x.size(); ++i) y[i] = 0.5 * x[i] * (1.0 + std::tanh(c * (x[i] + 0.044715 * x[i] * x[i] * x[i])));
+  return y;
+}
+
+// x [B, T, D], scale and shift [B, D].
+inline Vec modulate(const Vec& x, const Vec& scale, const Vec& shift, int64_t B, int64_t T, int64_t D) {
+  Vec y(x.size());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t d = 0; d < D; ++d)
+        y[at((b * T + t) * D + d)] = x[at((b * T + t) * D + d)] * (1.0 + scale[at(b * D + d)]) + shift[at(b * D + d)];
+  return y;
+}
 
 // y = silu(gate) · up, silu(g) = g · σ(g).
 inline Vec silu_mul(const Vec& gate, const Vec& up) {

@@ -131,6 +131,10 @@ const Tolerance kTolerances[] = {
     {"copy", Op::Copy, {}, kExact, kExact, kExact},
     {"copy_rows", Op::CopyRows, {}, kExact, kExact, kExact},
     {"softmax", Op::Softmax, {}, kElementwise, kBf16, kF16},
+    {"layer_norm", Op::LayerNorm, {}, kReduction, kBf16, kF16},
+    {"gelu_tanh", Op::GeluTanh, {}, kElementwise, kBf16, kF16},
+    {"modulate", Op::Modulate, {}, kElementwise, kBf16, kF16},
+    {"attention[full]", Op::Attention, {}, kReduction, kBf16, kF16},
     {"linear_backward", Op::LinearBackward, {}, kReduction, kBf16, kF16},
     {"rms_norm_backward", Op::RmsNormBackward, {}, kReduction, kBf16, kF16},
     {"rope_backward", Op::RopeBackward, {}, kElementwise, kBf16, kF16},
@@ -167,7 +171,7 @@ constexpr Op kAllOps[] = {
     Op::RmsNormBackward, Op::Rope,        Op::RopeBackward,    Op::Attention,       Op::AttentionBackward,
     Op::SiluMul,   Op::SiluMulBackward,   Op::Add,             Op::Copy,            Op::CopyRows,
     Op::Softmax,   Op::MaskedMseLoss,     Op::FakeQuant,       Op::FakeQuantBackward, Op::Clamp,
-    Op::SignStep,  Op::Fill,
+    Op::SignStep,  Op::Fill,              Op::LayerNorm,       Op::GeluTanh,        Op::Modulate,
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -807,6 +811,15 @@ TEST_P(BackendOps, Attention) {
       c.compare("out", fetch(out), out_ref);
       c.compare("lse", fetch(lse), lse_ref);
     });
+  // The full (non-causal) mask of a diffusion transformer's joint sequence: every row sees its slot's C keys.
+  for (const AttnCase& a : seq_cases())
+    run_case("attention[full]", a.label(), [&](Case& c) {
+      AttnData t = make(a);
+      t.rows.mask = AttentionMask::Full;
+      Tensor out = poisoned(t.q.host.shape(), adt());
+      be().attention(out, t.q.dev, t.k.dev, t.v.dev, t.rows);
+      c.compare("out", fetch(out), ref::attention(t.q.val, t.k.val, t.v.val, t.d, t.slot, t.pos, nullptr, false));
+    });
 }
 
 // Elementwise shapes: odd, a single element, leading dims; `alias` says which input the output overwrites.
@@ -830,6 +843,69 @@ TEST_P(BackendOps, SiluMul) {
       be().silu_mul(y, g.dev, u.dev);
       c.compare("y", fetch(y), ref::silu_mul(g.val, u.val));
     });
+}
+
+TEST_P(BackendOps, GeluTanh) {
+  for (const EwShape& s : kEwShapes)
+    run_case("gelu_tanh", ew_label(s, "x", "x", "y"), [&](Case& c) {
+      const Input x = input(s.x, adt(), 5.0f);
+      Tensor y = s.alias != 0 ? x.dev : poisoned(s.x, adt());
+      be().gelu_tanh(y, x.dev);
+      c.compare("y", fetch(y), ref::gelu_tanh(x.val));
+    });
+}
+
+TEST_P(BackendOps, Modulate) {
+  struct Shp {
+    int64_t B, T, D;
+    bool alias;
+  };
+  for (const Shp& s : {Shp{2, 5, 33, false}, Shp{1, 7, 64, true}, Shp{3, 1, 130, false}})
+    run_case("modulate", "x=[" + std::to_string(s.B) + ", " + std::to_string(s.T) + ", " + std::to_string(s.D) + "]" +
+                             (s.alias ? " y=x" : ""),
+             [&](Case& c) {
+               const Input x = input({s.B, s.T, s.D}, adt(), 3.0f);
+               const Input sc = input({s.B, s.D}, adt(), 0.9f), sh = input({s.B, s.D}, adt(), 2.0f);
+               Tensor y = s.alias ? x.dev : poisoned({s.B, s.T, s.D}, adt());
+               be().modulate(y, x.dev, sc.dev, sh.dev);
+               c.compare("y", fetch(y), ref::modulate(x.val, sc.val, sh.val, s.B, s.T, s.D));
+             });
+}
+
+TEST_P(BackendOps, LayerNorm) {
+  struct Shp {
+    Shape x;
+    std::optional<DType> affine;  // none: no weight and bias
+    bool alias;
+  };
+  const Shp shapes[] = {{{3, 67}, std::nullopt, false}, {{5, 128}, DType::F32, false},
+                        {{2, 3, 33}, DType::BF16, true}, {{1, 3072}, std::nullopt, true}};
+  for (const Shp& s : shapes) {
+    const std::string label = "x=" + shape_str(s.x) + (s.affine ? " affine " + std::string(dtype_name(*s.affine)) : "") +
+                              (s.alias ? " y=x" : "");
+    run_case("layer_norm", label, [&](Case& c) {
+      const int64_t D = s.x.back(), rows = shape_numel(s.x) / D;
+      // Rows with a mean far from 0, so the centring matters (a kernel that skipped it would be off by ~100 %).
+      Input x = input(s.x, adt(), 2.0f);
+      {
+        Tensor shifted = x.host.to(DType::F32);
+        for (int64_t i = 0; i < shifted.numel(); ++i) shifted.data<float>()[i] += 3.0f + static_cast<float>(i % 5);
+        x.host = shifted.to(adt());
+        x.val = values_of(x.host);
+        be().copy_from_cpu(x.dev, x.host);
+      }
+      const Vec xv = x.val;
+      Tensor y = s.alias ? x.dev : poisoned(s.x, adt());
+      if (s.affine) {
+        const Input w = input({D}, *s.affine, 1.5f), b = input({D}, *s.affine, 0.5f);
+        be().layer_norm(y, x.dev, 1e-6f, &w.dev, &b.dev);
+        c.compare("y", fetch(y), ref::layer_norm(xv, w.val, b.val, rows, D, 1e-6));
+      } else {
+        be().layer_norm(y, x.dev, 1e-6f);
+        c.compare("y", fetch(y), ref::layer_norm(xv, {}, {}, rows, D, 1e-6));
+      }
+    });
+  }
 }
 
 TEST_P(BackendOps, Add) {
@@ -1321,6 +1397,24 @@ TEST_P(BackendOps, ErrorsNameTheOp) {
       {"copy_rows", "rows of 3 into rows of 4",
        [&] { Tensor d = buf({4, 4}, a); be().copy_rows(d, buf({2, 3}, a), pos2); }},
       {"softmax", "undefined x", [&] { Tensor x; be().softmax(x); }},
+      {"layer_norm", "weight without bias",
+       [&] { Tensor x = buf({2, 8}, a); const Tensor w = buf({8}, DType::F32); be().layer_norm(x, x, 1e-6f, &w); }},
+      {"layer_norm", "bias [7] for rows of 8",
+       [&] {
+         Tensor x = buf({2, 8}, a);
+         const Tensor w = buf({8}, DType::F32), b = buf({7}, DType::F32);
+         be().layer_norm(x, x, 1e-6f, &w, &b);
+       }},
+      {"gelu_tanh", "y of another shape", [&] { Tensor y = buf({5}, a); be().gelu_tanh(y, buf({4}, a)); }},
+      {"modulate", "scale [2, 8] for 3 samples",
+       [&] { Tensor x = buf({3, 2, 8}, a); be().modulate(x, x, buf({2, 8}, a), buf({3, 8}, a)); }},
+      {"modulate", "x with 2 dims", [&] { Tensor x = buf({2, 8}, a); be().modulate(x, x, buf({2, 8}, a), buf({2, 8}, a)); }},
+      {"attention", "lse with the full mask",
+       [&] {
+         Tensor out = buf({1, 4, 2, 8}, a), lse = buf({4, 2}, DType::F32);
+         AttentionRows rows{ints({0, 0, 0, 0}), ints({0, 1, 2, 3}), AttentionMask::Full, true};
+         be().attention(out, buf({1, 4, 2, 8}, a), buf({1, 4, 2, 8}, a), buf({1, 4, 2, 8}, a), rows, &lse);
+       }},
       {"linear_backward", "dw [4, 3] for w [3, 4]",
        [&] {
          Tensor dw = buf({4, 3}, a);

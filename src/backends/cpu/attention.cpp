@@ -12,13 +12,13 @@ namespace omni {
 
 void attention_forward_rows(float* out, const float* q, const float* k, const float* v, int64_t N, int64_t Hq,
                             int64_t Hkv, int64_t hd, int64_t S, int64_t C, const int32_t* slot,
-                            const int32_t* position) {
+                            const int32_t* position, bool causal) {
   int64_t max_keys = 0;
   for (int64_t n = 0; n < N; ++n) {
     OMNI_CHECK(slot[n] >= 0 && slot[n] < S, "attention: row ", n, " reads slot ", slot[n], ", the cache has ", S);
     OMNI_CHECK(position[n] >= 0 && position[n] < C, "attention: row ", n, " is at position ", position[n],
                ", the cache holds ", C);
-    max_keys = std::max<int64_t>(max_keys, position[n] + 1);
+    max_keys = std::max<int64_t>(max_keys, causal ? position[n] + 1 : C);
   }
   const int64_t group = Hq / Hkv;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -29,7 +29,7 @@ void attention_forward_rows(float* out, const float* q, const float* k, const fl
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t h = i % Hq, n = i / Hq;
       const int64_t hk = h / group;
-      const int64_t keys = position[n] + 1;
+      const int64_t keys = causal ? position[n] + 1 : C;
       const float* kb = k + slot[n] * C * Hkv * hd;
       const float* vb = v + slot[n] * C * Hkv * hd;
       const float* qv = q + (n * Hq + h) * hd;

@@ -7,6 +7,7 @@
 #include "backends/cpu/attention_backward.h"
 #include "backends/cpu/elementwise.h"
 #include "backends/cpu/embedding.h"
+#include "backends/cpu/layernorm.h"
 #include "backends/cpu/matmul.h"
 #include "backends/cpu/rmsnorm.h"
 #include "backends/cpu/rmsnorm_backward.h"
@@ -73,7 +74,10 @@ bool CpuBackend::supports(Op op, DType dtype) const {
     case Op::Attention:
     case Op::SiluMul:
     case Op::Add:
-    case Op::Softmax: return is_activation_dtype(dtype);
+    case Op::Softmax:
+    case Op::LayerNorm:
+    case Op::GeluTanh:
+    case Op::Modulate: return is_activation_dtype(dtype);
     case Op::Copy:
     case Op::CopyRows: return true;
     case Op::Fill: return dtype == DType::F32;
@@ -157,7 +161,7 @@ void CpuBackend::attention_impl(Tensor& out, const Tensor& q, const Tensor& k, c
                                 const AttentionRows& rows, Tensor* lse) {
   const int64_t hd = q.dim(-1), Hq = q.dim(-2), N = q.numel() / (Hq * hd);
   const int64_t S = k.dim(0), C = k.dim(1), Hkv = k.dim(2);
-  if (rows.whole_sequences && q.dtype() == DType::F32) {
+  if (rows.whole_sequences && q.dtype() == DType::F32 && rows.mask == AttentionMask::Causal) {
     // Training batches: the tiled whole-sequence kernel (it always computes lse; scratch when not wanted).
     Tensor scratch;
     if (!lse) scratch = Tensor::empty({N, Hq}, DType::F32);
@@ -170,7 +174,7 @@ void CpuBackend::attention_impl(Tensor& out, const Tensor& q, const Tensor& k, c
   const F32In qi(q), ki(k), vi(v);
   F32Out oo(out, false);
   attention_forward_rows(oo.p(), qi.p(), ki.p(), vi.p(), N, Hq, Hkv, hd, S, C, rows.slot.data<int32_t>(),
-                         rows.position.data<int32_t>());
+                         rows.position.data<int32_t>(), rows.mask == AttentionMask::Causal);
   oo.commit();
 }
 
@@ -185,6 +189,33 @@ void CpuBackend::add_impl(Tensor& y, const Tensor& a, const Tensor& b) {
   const F32In ai(a), bi(b);
   F32Out yo(y, false);
   omni::add_forward(yo.p(), ai.p(), bi.p(), y.numel());
+  yo.commit();
+}
+
+void CpuBackend::layer_norm_impl(Tensor& y, const Tensor& x, float eps, const Tensor* weight, const Tensor* bias) {
+  const int64_t D = x.dim(-1);
+  LayerNormAffine a;
+  if (weight) {
+    if (weight->dtype() == DType::F32) a.weight_f32 = weight->data<float>(); else a.weight_bf16 = weight->data<uint16_t>();
+    if (bias->dtype() == DType::F32) a.bias_f32 = bias->data<float>(); else a.bias_bf16 = bias->data<uint16_t>();
+  }
+  const F32In xi(x);
+  F32Out yo(y, false);
+  layernorm_forward(yo.p(), xi.p(), x.numel() / D, D, eps, a);
+  yo.commit();
+}
+
+void CpuBackend::gelu_tanh_impl(Tensor& y, const Tensor& x) {
+  const F32In xi(x);
+  F32Out yo(y, false);
+  gelu_tanh_forward(yo.p(), xi.p(), y.numel());
+  yo.commit();
+}
+
+void CpuBackend::modulate_impl(Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift) {
+  const F32In xi(x), sc(scale), sh(shift);
+  F32Out yo(y, false);
+  modulate_forward(yo.p(), xi.p(), sc.p(), sh.p(), x.dim(0), x.dim(1), x.dim(2));
   yo.commit();
 }
 

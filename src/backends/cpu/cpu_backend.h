@@ -47,6 +47,9 @@ class CpuBackend : public Backend {
   void copy_impl(Tensor& dst, const Tensor& src) override;
   void copy_rows_impl(Tensor& dst, const Tensor& src, const Tensor& index) override;
   void softmax_impl(Tensor& x) override;
+  void layer_norm_impl(Tensor& y, const Tensor& x, float eps, const Tensor* weight, const Tensor* bias) override;
+  void gelu_tanh_impl(Tensor& y, const Tensor& x) override;
+  void modulate_impl(Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift) override;
 
   // Training ops (cpu_backend_train.cpp): the f32 kernels of *_backward.h.
   void linear_dense_impl(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;

@@ -1,5 +1,6 @@
 #include "backends/cpu/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/thread_pool.h"
@@ -22,6 +23,27 @@ void silu_mul_forward(float* y, const float* gate, const float* up, int64_t n) {
 void add_forward(float* y, const float* a, const float* b, int64_t n) {
   parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) y[i] = a[i] + b[i];
+  });
+}
+
+void gelu_tanh_forward(float* y, const float* x, int64_t n) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float v = x[i];
+      y[i] = 0.5f * v * (1.0f + std::tanh(kSqrt2OverPi * (v + 0.044715f * v * v * v)));
+    }
+  });
+}
+
+void modulate_forward(float* y, const float* x, const float* scale, const float* shift, int64_t B, int64_t T,
+                      int64_t D) {
+  parallel_for(0, B * T, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, D)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* sc = scale + (r / T) * D;
+      const float* sh = shift + (r / T) * D;
+      for (int64_t d = 0; d < D; ++d) y[r * D + d] = x[r * D + d] * (1.0f + sc[d]) + sh[d];
+    }
   });
 }
 

@@ -9,5 +9,11 @@ namespace omni {
 void silu_mul_forward(float* y, const float* gate, const float* up, int64_t n);
 // y = a + b. y may alias a or b.
 void add_forward(float* y, const float* a, const float* b, int64_t n);
+// y = GELU with the tanh approximation (FLUX, T5's gated GELU): 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))).
+// y may alias x.
+void gelu_tanh_forward(float* y, const float* x, int64_t n);
+// adaLN modulation: y[b, t, :] = x[b, t, :] · (1 + scale[b, :]) + shift[b, :] for x [B, T, D]. y may alias x.
+void modulate_forward(float* y, const float* x, const float* scale, const float* shift, int64_t B, int64_t T,
+                      int64_t D);
 
 }  // namespace omni

@@ -71,7 +71,10 @@ bool CudaBackend::supports(Op op, DType dtype) const {
     case Op::Attention:
     case Op::SiluMul:
     case Op::Add:
-    case Op::Softmax: return is_activation_dtype(dtype);
+    case Op::Softmax:
+    case Op::LayerNorm:
+    case Op::GeluTanh:
+    case Op::Modulate: return is_activation_dtype(dtype);
     case Op::Copy:
     case Op::CopyRows: return true;
     default: return dtype == DType::F32;  // training and AutoRound ops
@@ -260,7 +263,8 @@ void CudaBackend::rope_impl(Tensor& x, const Tensor& positions, const RopeParams
 void CudaBackend::attention_impl(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
                                  const AttentionRows& rows, Tensor* lse) {
   const int64_t hd = q.dim(-1), Hq = q.dim(-2);
-  const AttentionShape sh{q.numel() / (Hq * hd), Hq, k.dim(2), hd, k.dim(0), k.dim(1)};
+  const AttentionShape sh{q.numel() / (Hq * hd), Hq, k.dim(2), hd, k.dim(0), k.dim(1),
+                          rows.mask == AttentionMask::Causal};
   launch_attention(out.raw(), q.raw(), k.raw(), v.raw(), q.dtype(), rows.slot.data<int32_t>(),
                    rows.position.data<int32_t>(), sh, lse ? lse->data<float>() : nullptr, fault_, stream_);
 }
@@ -287,6 +291,20 @@ void CudaBackend::copy_rows_impl(Tensor& dst, const Tensor& src, const Tensor& i
 void CudaBackend::softmax_impl(Tensor& x) {
   const int64_t D = x.dim(-1);
   launch_softmax(x.raw(), x.dtype(), x.numel() / D, D, stream_);
+}
+
+void CudaBackend::layer_norm_impl(Tensor& y, const Tensor& x, float eps, const Tensor* weight, const Tensor* bias) {
+  const int64_t D = x.dim(-1);
+  launch_layer_norm(y.raw(), x.raw(), x.dtype(), weight ? weight->raw() : nullptr, bias ? bias->raw() : nullptr,
+                    weight ? weight->dtype() : DType::F32, x.numel() / D, D, eps, stream_);
+}
+
+void CudaBackend::gelu_tanh_impl(Tensor& y, const Tensor& x) {
+  launch_gelu_tanh(y.raw(), x.raw(), y.numel(), y.dtype(), stream_);
+}
+
+void CudaBackend::modulate_impl(Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift) {
+  launch_modulate(y.raw(), x.raw(), scale.raw(), shift.raw(), x.dim(0), x.dim(1), x.dim(2), y.dtype(), stream_);
 }
 
 void CudaBackend::linear_backward_impl(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
@@ -320,7 +338,7 @@ void CudaBackend::attention_backward_impl(Tensor& dq, Tensor& dk, Tensor& dv, co
                                           const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                                           const AttentionRows&) {
   const int64_t hd = q.dim(-1), Hq = q.dim(-2);
-  const AttentionShape sh{q.numel() / (Hq * hd), Hq, k.dim(2), hd, k.dim(0), k.dim(1)};
+  const AttentionShape sh{q.numel() / (Hq * hd), Hq, k.dim(2), hd, k.dim(0), k.dim(1), /*causal=*/true};
   Tensor delta = alloc({sh.N, Hq}, DType::F32);
   launch_attention_backward(dq.data<float>(), dk.data<float>(), dv.data<float>(), dout.data<float>(), q.data<float>(),
                             k.data<float>(), v.data<float>(), out.data<float>(), lse.data<float>(),

@@ -72,6 +72,9 @@ class CudaBackend : public Backend {
   void copy_impl(Tensor& dst, const Tensor& src) override;
   void copy_rows_impl(Tensor& dst, const Tensor& src, const Tensor& index) override;
   void softmax_impl(Tensor& x) override;
+  void layer_norm_impl(Tensor& y, const Tensor& x, float eps, const Tensor* weight, const Tensor* bias) override;
+  void gelu_tanh_impl(Tensor& y, const Tensor& x) override;
+  void modulate_impl(Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift) override;
   void linear_backward_impl(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
                             bool accumulate_dx, bool accumulate_dw) override;
   void rms_norm_backward_impl(Tensor& dx, Tensor* dweight, const Tensor& dy, const Tensor& x, const Tensor& weight,

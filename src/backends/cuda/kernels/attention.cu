@@ -27,16 +27,17 @@ __global__ void attention_kernel(T* out, const T* q, const T* k, const T* v, con
   const int64_t task = blockIdx.x * static_cast<int64_t>(kWarps) + warp;  // row * Hq + head
   if (task >= sh.N * sh.Hq) return;
   const int64_t i = task / sh.Hq, h = task % sh.Hq, hk = h / (sh.Hq / sh.Hkv), hd = sh.hd;
-  const int32_t s = slot[i], p = position[i];
-  if (s < 0 || s >= sh.S || p < 0 || p >= sh.C) {
+  const int32_t s = slot[i], pos = position[i];
+  if (s < 0 || s >= sh.S || pos < 0 || pos >= sh.C) {
     if (lane == 0) {
       if (s < 0 || s >= sh.S)
         report_fault(fault, FaultCode::AttentionSlot, i, s, sh.S);
       else
-        report_fault(fault, FaultCode::AttentionPosition, i, p, sh.C);
+        report_fault(fault, FaultCode::AttentionPosition, i, pos, sh.C);
     }
     return;
   }
+  const int64_t p = sh.causal ? pos : sh.C - 1;  // the last key this row sees
   const float scale = 1.0f / sqrtf(static_cast<float>(hd));
   const T* qi = q + task * hd;
   for (int64_t d = lane; d < hd; d += 32) q_s[warp][d] = to_f32(qi[d]);

@@ -25,6 +25,23 @@ __global__ void add_kernel(T* y, const T* a, const T* b, int64_t n) {
 }
 
 template <class T>
+__global__ void gelu_tanh_kernel(T* y, const T* x, int64_t n) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  GRID_STRIDE(i, n) {
+    const float v = to_f32(x[i]);
+    y[i] = from_f32<T>(0.5f * v * (1.0f + tanhf(kSqrt2OverPi * (v + 0.044715f * v * v * v))));
+  }
+}
+
+template <class T>
+__global__ void modulate_kernel(T* y, const T* x, const T* scale, const T* shift, int64_t T_, int64_t D, int64_t n) {
+  GRID_STRIDE(i, n) {
+    const int64_t b = i / (T_ * D), d = i % D;
+    y[i] = from_f32<T>(to_f32(x[i]) * (1.0f + to_f32(scale[b * D + d])) + to_f32(shift[b * D + d]));
+  }
+}
+
+template <class T>
 __global__ void add_bias_kernel(T* y, const float* bias, int64_t rows, int64_t cols) {
   GRID_STRIDE(i, rows * cols) y[i] = from_f32<T>(to_f32(y[i]) + bias[i % cols]);
 }
@@ -93,6 +110,26 @@ void launch_convert(void* dst, DType to, const void* src, DType from, int64_t n,
     });
   });
   check_launch("convert_kernel");
+}
+
+void launch_gelu_tanh(void* y, const void* x, int64_t n, DType act, cudaStream_t s) {
+  dispatch_float(act, "gelu_tanh", [&](auto tag) {
+    using T = decltype(tag);
+    gelu_tanh_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<T*>(y), static_cast<const T*>(x), n);
+  });
+  check_launch("gelu_tanh_kernel");
+}
+
+void launch_modulate(void* y, const void* x, const void* scale, const void* shift, int64_t B, int64_t T, int64_t D,
+                     DType act, cudaStream_t s) {
+  const int64_t n = B * T * D;
+  dispatch_float(act, "modulate", [&](auto tag) {
+    using V = decltype(tag);
+    modulate_kernel<<<blocks_for(n), kThreads, 0, s>>>(static_cast<V*>(y), static_cast<const V*>(x),
+                                                       static_cast<const V*>(scale), static_cast<const V*>(shift), T,
+                                                       D, n);
+  });
+  check_launch("modulate_kernel");
 }
 
 void launch_fill(float* x, float value, int64_t n, cudaStream_t s) {

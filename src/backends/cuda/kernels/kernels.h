@@ -20,6 +20,10 @@ void launch_add(void* y, const void* a, const void* b, int64_t n, DType act, cud
 void launch_add_bias(void* y, const float* bias, int64_t rows, int64_t cols, DType act, cudaStream_t s);
 // dst (dtype to) = src (dtype from), n elements.
 void launch_convert(void* dst, DType to, const void* src, DType from, int64_t n, cudaStream_t s);
+void launch_gelu_tanh(void* y, const void* x, int64_t n, DType act, cudaStream_t s);
+// y[b, t, :] = x[b, t, :] · (1 + scale[b, :]) + shift[b, :], x [B, T, D].
+void launch_modulate(void* y, const void* x, const void* scale, const void* shift, int64_t B, int64_t T, int64_t D,
+                     DType act, cudaStream_t s);
 void launch_fill(float* x, float value, int64_t n, cudaStream_t s);
 void launch_clamp(float* x, float lo, float hi, int64_t n, cudaStream_t s);
 void launch_sign_step(float* p, const float* g, float lr, int64_t n, cudaStream_t s);
@@ -41,6 +45,9 @@ void launch_rms_norm(void* y, const void* x, DType act, const void* weight, DTyp
 void launch_rms_norm_backward(float* dx, float* dweight, const float* dy, const float* x, const float* weight,
                               const float* rstd, int64_t rows, int64_t D, bool accumulate_dx, cudaStream_t s);
 void launch_softmax(void* x, DType act, int64_t rows, int64_t D, cudaStream_t s);
+// y = (x − mean)/sqrt(var + eps) per row of D, then · weight + bias when weight is given (F32 or BF16, both).
+void launch_layer_norm(void* y, const void* x, DType act, const void* weight, const void* bias, DType affine_dtype,
+                       int64_t rows, int64_t D, float eps, cudaStream_t s);
 // In place on x [N, H, hd]; the inverse rotation with `inverse`.
 void launch_rope(void* x, DType act, const int32_t* positions, int64_t N, int64_t H, int64_t hd, float theta,
                  bool inverse, DeviceFault* fault, cudaStream_t s);
@@ -48,8 +55,9 @@ void launch_rope(void* x, DType act, const int32_t* positions, int64_t N, int64_
 // ---- attention (attention.cu) ----
 struct AttentionShape {
   int64_t N, Hq, Hkv, hd, S, C;
+  bool causal;  // rows see keys 0..position of their slot; else all C keys of it
 };
-// Causal attention of rows (slot, position) over k/v [S, C, Hkv, hd]; lse f32 [N, Hq] optional.
+// Attention of rows (slot, position) over k/v [S, C, Hkv, hd]; lse f32 [N, Hq] optional.
 void launch_attention(void* out, const void* q, const void* k, const void* v, DType act, const int32_t* slot,
                       const int32_t* position, const AttentionShape& shape, float* lse, DeviceFault* fault,
                       cudaStream_t s);

@@ -25,6 +25,28 @@ __global__ void rms_norm_kernel(T* y, const T* x, const W* weight, int64_t D, fl
   for (int64_t d = threadIdx.x; d < D; d += blockDim.x) yr[d] = from_f32<T>((to_f32(xr[d]) * inv) * to_f32(weight[d]));
 }
 
+// Two block reductions: the mean, then the mean squared deviation (no E[x²] − E[x]² cancellation).
+template <class T, class A>
+__global__ void layer_norm_kernel(T* y, const T* x, const A* weight, const A* bias, int64_t D, float eps) {
+  const int64_t r = blockIdx.x;
+  const T* xr = x + r * D;
+  float sum = 0.f;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) sum += to_f32(xr[d]);
+  const float mean = block_sum(sum) / static_cast<float>(D);
+  float ss = 0.f;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+    const float v = to_f32(xr[d]) - mean;
+    ss += v * v;
+  }
+  const float inv = 1.0f / sqrtf(block_sum(ss) / static_cast<float>(D) + eps);
+  T* yr = y + r * D;  // may alias x: each element is read before it is written, by the same thread
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+    float v = (to_f32(xr[d]) - mean) * inv;
+    if (weight) v = v * to_f32(weight[d]) + to_f32(bias[d]);
+    yr[d] = from_f32<T>(v);
+  }
+}
+
 // dx (+)= rstd · w ∘ dy − x · rstd³ · (Σ w dy x) / D, per row.
 __global__ void rms_norm_backward_kernel(float* dx, const float* dy, const float* x, const float* weight,
                                          const float* rstd, int64_t D, bool accumulate) {
@@ -112,6 +134,23 @@ void launch_rms_norm(void* y, const void* x, DType act, const void* weight, DTyp
       OMNI_FAIL("rms_norm: weight must be F32 or BF16, found ", dtype_name(weight_dtype));
   });
   check_launch("rms_norm_kernel");
+}
+
+void launch_layer_norm(void* y, const void* x, DType act, const void* weight, const void* bias, DType affine_dtype,
+                       int64_t rows, int64_t D, float eps, cudaStream_t s) {
+  if (rows == 0) return;
+  dispatch_float(act, "layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    if (!weight || affine_dtype == DType::F32)
+      layer_norm_kernel<<<row_grid(rows), row_threads(D), 0, s>>>(
+          static_cast<T*>(y), static_cast<const T*>(x), static_cast<const float*>(weight),
+          static_cast<const float*>(bias), D, eps);
+    else
+      layer_norm_kernel<<<row_grid(rows), row_threads(D), 0, s>>>(
+          static_cast<T*>(y), static_cast<const T*>(x), static_cast<const __nv_bfloat16*>(weight),
+          static_cast<const __nv_bfloat16*>(bias), D, eps);
+  });
+  check_launch("layer_norm_kernel");
 }
 
 void launch_rms_norm_backward(float* dx, float* dweight, const float* dy, const float* x, const float* weight,
