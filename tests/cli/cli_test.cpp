@@ -18,6 +18,19 @@ const std::string kModel = kSrc + "/models/tiny-qwen3";
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
+// The N of the "generated: N tokens" report, or -1 when the report is missing.
+long generated_tokens(const std::string& out) {
+  const size_t at = out.find("generated: ");
+  return at == std::string::npos ? -1 : std::stol(out.substr(at + 11));
+}
+
+// What was streamed after the prompt, before the stats line (stdout comes first: the stats go to stderr after it).
+std::string continuation(const std::string& out, const std::string& prompt) {
+  const size_t p = out.find(prompt), s = out.find("prompt: ");
+  if (p == std::string::npos || s == std::string::npos || s < p + prompt.size()) return "";
+  return out.substr(p + prompt.size(), s - p - prompt.size());
+}
+
 TEST(Cli, GenerateStreamsTextAndReportsSpeed) {
   const Result r = run("generate " + kModel + " -p 'In the beginning' -n 12 --threads 2");
   ASSERT_EQ(r.status, 0) << r.output;
@@ -25,6 +38,11 @@ TEST(Cli, GenerateStreamsTextAndReportsSpeed) {
   EXPECT_TRUE(contains(r.output, "prefill")) << r.output;
   EXPECT_TRUE(contains(r.output, "decode")) << r.output;
   EXPECT_TRUE(contains(r.output, "tokens/s")) << r.output;
+  // Tokens were generated and streamed, not just the prompt echoed: -n 12 with greedy decoding on this model runs
+  // to the limit (no eos within 12 tokens), and the streamed continuation is text.
+  EXPECT_EQ(generated_tokens(r.output), 12) << r.output;
+  EXPECT_TRUE(contains(r.output, "stopped: max tokens")) << r.output;
+  EXPECT_GE(continuation(r.output, "In the beginning").size(), 12u) << r.output;
 }
 
 TEST(Cli, SeededSamplingIsReproducibleAndChatWorks) {
@@ -33,8 +51,12 @@ TEST(Cli, SeededSamplingIsReproducibleAndChatWorks) {
   ASSERT_EQ(a.status, 0) << a.output;
   auto text = [](const std::string& out) { return out.substr(0, out.find("prompt:")); };
   EXPECT_EQ(text(a.output), text(b.output));
+  EXPECT_GE(generated_tokens(a.output), 1) << a.output;
   const Result c = run("generate " + kModel + " -p 'What is a tree?' -n 16 --chat");
   EXPECT_EQ(c.status, 0) << c.output;
+  // The chat prompt is not echoed; what is printed before the stats is the assistant's answer.
+  EXPECT_GE(generated_tokens(c.output), 1) << c.output;
+  EXPECT_FALSE(contains(c.output, "<|im_start|>")) << c.output;
 }
 
 TEST(Cli, QuantizeRtnThenGenerateAndInspect) {
