@@ -39,6 +39,9 @@ fuzz_runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$logs/fuzz" | awk "{s+=\$1}
 echo "== CPU build (-Werror) and tests"
 cmake -S . -B build-ci -G Ninja -DCMAKE_BUILD_TYPE=Release -DOMNI_WERROR=ON -DOMNI_BENCH=ON >/dev/null
 ninja -C build-ci -j"$jobs"
+# A smoke run of the benchmarks (do they still run?), not a timing check: speed targets are read off full runs.
+echo "== benchmark smoke run"
+build-ci/matmul_bench --benchmark_filter='MemoryRead|W4A16/M:1/N:4096/K:4096' --benchmark_min_time=0.05
 ctest --test-dir build-ci --output-on-failure --no-tests=error -j"$jobs" 2>&1 | tee "$logs/cpu"
 
 echo "== all tests passed. CPU tests: $(ctest_counts "$logs/cpu"); ${cuda_summary}; fuzz: ${fuzz_runs:-0} runs, no finding"
