@@ -39,7 +39,15 @@ std::string case_name(const Case& c) {
   return n;
 }
 
-double tolerance(const Case& c) { return c.activations == DType::F32 ? 1e-3 : 3e-2; }
+// Bounds from the agreement measured on 2026-12-01 (AMD EPYC AVX2 CPU and an H200), worst case per kind with a
+// margin of 3-4x: f32 activations with 16-bit weights ≤ 1.15e-6 (bound 5e-6), with W4A16 weights ≤ 3.5e-6 (the
+// CPU's int4 kernel sums in another order than torch; bound 1e-5); bf16 activations ≤ 1.3e-2 (bound 3e-2). (A
+// 10x misread rms_norm_eps moves qwen3/tied's logits by only 2e-6 — below f32 noise at these activations — so it
+// is registry_test's parsed-config check that guards the field, not this bound.)
+double tolerance(const Case& c) {
+  if (c.activations != DType::F32) return 3e-2;
+  return c.fixture.find("w4a16") != std::string::npos ? 1e-5 : 5e-6;
+}
 
 using testing_support::rel_error;
 
