@@ -28,6 +28,10 @@ const std::string kRoot = std::string(OMNI_SOURCE_DIR) + "/";
 
 using testing_support::rel_error;
 
+// Gradients against PyTorch autograd: measured worst 1.19e-6 (grad_beta; grad_v 1.16e-6, grad_alpha 9.6e-7,
+// grad_x 8.3e-7, AMD EPYC AVX2, 2026-12-01): bound 1e-5, a margin of 8x (was 1e-3).
+constexpr double kGradBound = 1e-5;
+
 // The context's state lives in backend tensors (host tensors on the CPU backend).
 void copy_into(Tensor& dst, const Tensor& t) {
   ASSERT_EQ(dst.numel(), t.numel());
@@ -113,7 +117,7 @@ TEST_P(BlockGolden, MatchesPyTorchAutograd) {
   masked_mse_loss_backward(dy.data<float>(), y.data<float>(), y_ref.data<float>(), mask.data(), B * T, D);
   backward(trainer, dy, &dx);
   const double e_dx = rel_error(dx.data<float>(), get("grad_x").data<float>(), dx.numel());
-  EXPECT_LE(e_dx, 1e-3) << "grad_x";
+  EXPECT_LE(e_dx, kGradBound) << "grad_x";
   std::cout << "[ " << GetParam() << " ] y_q " << e_y << ", loss " << loss << " vs " << ref_loss << ", grad_x "
             << e_dx << "\n";
 
@@ -122,9 +126,9 @@ TEST_P(BlockGolden, MatchesPyTorchAutograd) {
     const double ev = rel_error(L.grad_v.data<float>(), get(p + ".grad_v").data<float>(), L.grad_v.numel());
     const double ea = rel_error(L.grad_alpha.data<float>(), get(p + ".grad_alpha").data<float>(), L.grad_alpha.numel());
     const double eb = rel_error(L.grad_beta.data<float>(), get(p + ".grad_beta").data<float>(), L.grad_beta.numel());
-    EXPECT_LE(ev, 1e-3) << L.name << " grad_v";
-    EXPECT_LE(ea, 1e-3) << L.name << " grad_alpha";
-    EXPECT_LE(eb, 1e-3) << L.name << " grad_beta";
+    EXPECT_LE(ev, kGradBound) << L.name << " grad_v";
+    EXPECT_LE(ea, kGradBound) << L.name << " grad_alpha";
+    EXPECT_LE(eb, kGradBound) << L.name << " grad_beta";
     std::cout << "[ " << GetParam() << " ] " << L.name << ": grad_v " << ev << ", grad_alpha " << ea
               << ", grad_beta " << eb << "\n";
   }
