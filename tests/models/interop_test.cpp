@@ -1,6 +1,7 @@
 // Checkpoints crossing between us and the public auto-round (issue 3, item 7): our auto_round output as read by
 // transformers + auto-round, and a checkpoint written by the public auto-round as read by us. Both give the same
-// logits as transformers within 1e-2 relative (f32 on both sides, so far tighter in practice).
+// logits as transformers, f32 on both sides: measured 2.4e-6 and 1.9e-6 relative (AMD EPYC AVX2, 2026-12-01), so
+// the bound is 2e-5 (8x margin; it was 1e-2, looser than the 1.05e-2 a different computation gives).
 // Fixtures: tests/data/interop (tools/interop_check_ours.py, tools/interop_autoround_quantize.py; README there).
 #include <gtest/gtest.h>
 
@@ -16,6 +17,7 @@ namespace omni {
 namespace {
 
 const std::string kData = std::string(OMNI_SOURCE_DIR) + "/tests/data/interop/";
+constexpr double kBound = 2e-5;
 
 double logits_rel_error(const std::string& name) {
   const std::string dir = kData + name;
@@ -39,7 +41,7 @@ double logits_rel_error(const std::string& name) {
 TEST(Interop, OurAutoRoundCheckpointMatchesTransformersWithAutoRound) {
   const double e = logits_rel_error("ours_rtn");
   std::cout << "ours_rtn: rel error vs transformers + auto-round " << e << "\n";
-  EXPECT_LE(e, 1e-2);
+  EXPECT_LE(e, kBound);
 }
 
 TEST(Interop, PublicAutoRoundCheckpointLoadsWithMatchingLogits) {
@@ -47,7 +49,7 @@ TEST(Interop, PublicAutoRoundCheckpointLoadsWithMatchingLogits) {
   EXPECT_EQ(model->load_report().quantized_linears, 2 * 7);
   const double e = logits_rel_error("public_autoround_untied");
   std::cout << "public_autoround_untied: rel error vs transformers + auto-round " << e << "\n";
-  EXPECT_LE(e, 1e-2);
+  EXPECT_LE(e, kBound);
 }
 
 }  // namespace
