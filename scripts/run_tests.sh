@@ -24,7 +24,7 @@ if [ -x /usr/local/cuda/bin/nvcc ]; then
   cmake -S . -B build-ci-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DOMNI_WERROR=ON -DOMNI_BENCH=OFF -DOMNI_CUDA=ON \
     -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc >/dev/null
   ninja -C build-ci-cuda -j"$jobs"
-  ctest --test-dir build-ci-cuda --output-on-failure --no-tests=error -j"$jobs" -R cuda 2>&1 | tee "$logs/cuda"
+  ctest --test-dir build-ci-cuda --output-on-failure --no-tests=error -j"$jobs" -L cuda 2>&1 | tee "$logs/cuda"
   cuda_summary="CUDA tests: $(ctest_counts "$logs/cuda")"
 else
   echo "no CUDA toolkit at /usr/local/cuda" >&2
