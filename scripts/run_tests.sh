@@ -31,6 +31,9 @@ else
   if [ "${CI:-}" = "true" ]; then exit 1; fi
 fi
 
+echo "== fixtures regenerate from their generators"
+bash scripts/check_fixtures.sh
+
 echo "== fuzzing the safetensors header parser"
 [ -f scripts/fuzz.sh ] || { echo "scripts/fuzz.sh is missing" >&2; exit 1; }
 bash scripts/fuzz.sh "${OMNI_FUZZ_SECONDS:-120}" 2>&1 | tee "$logs/fuzz"
