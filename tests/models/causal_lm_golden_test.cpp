@@ -98,7 +98,7 @@ TEST_P(CausalLmGolden, LogitsAndHiddenStatesMatchTransformers) {
 
 // Greedy decoding with the KV cache reproduces the reference's continuation (which re-ran the full sequence
 // each step). A position where the reference's top-2 logits are within 1e-4 may legitimately differ; the test
-// says so and stops comparing there, since the sequences diverge.
+// says so and continues with the reference's token, so every step is compared.
 // Greedy ids are compared with F32 activations (bf16 rounding legitimately flips near-ties).
 class CausalLmGreedy : public ::testing::TestWithParam<Case> {};
 
@@ -115,18 +115,21 @@ TEST_P(CausalLmGreedy, GreedyContinuationMatches) {
 
   KvCache cache = model->new_cache(static_cast<int64_t>(prompt.size() + want.size()));
   Tensor logits = model->forward(prompt, cache, false);
+  int near_ties = 0;
   for (size_t i = 0; i < want.size(); ++i) {
     const float* l = logits.data<float>();
     int32_t best = 0;
     for (int64_t v = 1; v < logits.dim(-1); ++v)
       if (l[v] > l[best]) best = static_cast<int32_t>(v);
     if (best != want[i]) {
-      if (gap.data<float>()[i] < 1e-4f) {
-        std::cout << "[ " << name << " ] step " << i << " differs at a near-tie (reference top-2 gap "
-                  << gap.data<float>()[i] << "); comparison stops here\n";
-        return;
-      }
-      FAIL() << name << ": greedy step " << i << " gave " << best << ", reference " << want[i];
+      // A near-tie may legitimately go the other way; then the reference's token is fed (teacher forcing) so
+      // the remaining steps are still compared. More than two such steps would mean something is off.
+      ASSERT_LT(gap.data<float>()[i], 1e-4f) << name << ": greedy step " << i << " gave " << best << ", reference "
+                                              << want[i];
+      std::cout << "[ " << name << " ] step " << i << " differs at a near-tie (reference top-2 gap "
+                << gap.data<float>()[i] << "); continuing with the reference's token\n";
+      ASSERT_LE(++near_ties, 2) << name;
+      best = want[i];
     }
     logits = model->forward(std::span<const int32_t>(&best, 1), cache, false);
   }
