@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <optional>
+#include <set>
 #include <unordered_map>
 
 #include "core/error.h"
@@ -42,6 +43,7 @@ class Loader {
   // A float tensor of the expected shape, on the backend.
   Tensor dense(const std::string& name, const Shape& shape) {
     OMNI_CHECK(ckpt_.contains(name), dir_, ": tensor \"", name, "\" is missing from the checkpoint");
+    used_.insert(name);
     Tensor t = ckpt_.weight(name);
     OMNI_CHECK(is_float_dtype(t.dtype()), dir_, ": tensor \"", name, "\" has dtype ", dtype_name(t.dtype()),
                ", expected F32, BF16 or F16");
@@ -57,6 +59,7 @@ class Loader {
                  ".qweight\" is present but config.json has no quantization_config");
       w.quantized = read_quantized_linear(ckpt_, prefix, *quant_, {in, out, zero_convention_});
       w.is_quantized = true;
+      for (const char* part : {".qweight", ".qzeros", ".scales", ".g_idx"}) used_.insert(prefix + part);
       ++report_.quantized_linears;
     } else {
       w.dense = dense(prefix + ".weight", {out, in});
@@ -93,7 +96,25 @@ class Loader {
       const std::string head = n.lm_head.substr(0, n.lm_head.size() - std::string(".weight").size());
       w.lm_head = linear(head, s.hidden_size, s.vocab_size, false);
     }
+    check_all_tensors_used();
     return w;
+  }
+
+  // Tensors the model did not read mean config.json and the checkpoint disagree: blocks past
+  // num_hidden_layers (the model would silently run fewer), a dense weight beside a quantized one, a stray name.
+  // transformers only warns about unused weights; here they are an error, since the numbers would be wrong
+  // without a sign.
+  void check_all_tensors_used() const {
+    std::vector<std::string> unused;
+    for (const std::string& name : ckpt_.names())
+      if (!used_.count(name)) unused.push_back(name);
+    if (unused.empty()) return;
+    std::string list;
+    for (size_t i = 0; i < unused.size() && i < 5; ++i) list += (i ? ", " : "") + std::string("\"") + unused[i] + "\"";
+    if (unused.size() > 5) list += ", ...";
+    OMNI_FAIL(dir_, ": the checkpoint has ", unused.size(), " tensor(s) the ", spec_.architecture,
+              " model does not use (", list, "); does config.json (num_hidden_layers ", spec_.num_hidden_layers,
+              ", tie_word_embeddings ", spec_.tie_word_embeddings ? "true" : "false", ") match the checkpoint?");
   }
 
  private:
@@ -104,6 +125,7 @@ class Loader {
   SafetensorsCheckpoint ckpt_;
   std::optional<QuantizationConfig> quant_;
   ZeroPointConvention zero_convention_ = ZeroPointConvention::Unknown;
+  std::set<std::string> used_;  // every tensor name the model read
 };
 
 // A reused buffer per name: grown when a larger shape is asked for, otherwise the same pages every forward.

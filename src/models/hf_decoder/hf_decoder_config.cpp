@@ -33,6 +33,9 @@ void read_hf_decoder_fields(const FieldReader& r, DecoderSpec& c) {
     OMNI_CHECK(!r.has("rope_scaling"), file, ": field \"rope_scaling\" is not supported yet, found ",
                j.at("rope_scaling").dump());
   }
+  // The Llama-family block computes SiLU-gated MLPs; another activation would run as SiLU and give wrong numbers.
+  const std::string act = r.string_or("hidden_act", "silu");
+  OMNI_CHECK(act == "silu", file, ": hidden_act \"", act, "\" is not supported (this decoder computes silu)");
   OMNI_CHECK(!r.boolean("use_sliding_window", false), file,
              ": \"use_sliding_window\": true is not supported (full attention only)");
 
