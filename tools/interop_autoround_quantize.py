@@ -62,8 +62,9 @@ def word_tokenizer(vocab):
                                    unk_token="t3")
 
 
-def run_autoround(model_dir, tokenizer, samples, out_dir, **kwargs):
-    """AutoRound(...).quantize_and_save into out_dir (auto-round appends a sub-folder; it is moved up)."""
+def run_autoround(model_dir, tokenizer, samples, out_dir, fmt="auto_round", **kwargs):
+    """AutoRound(...).quantize_and_save(format=fmt) into out_dir (auto-round appends a sub-folder; it is moved
+    up)."""
     from auto_round import AutoRound
     from transformers import AutoModelForCausalLM
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype="auto")
@@ -75,7 +76,7 @@ def run_autoround(model_dir, tokenizer, samples, out_dir, **kwargs):
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=out_dir.parent) as tmp:
         ar = AutoRound(model, tokenizer, dataset=dataset, device_map="cpu", enable_torch_compile=False, **kwargs)
-        ar.quantize_and_save(tmp, format="auto_round")
+        ar.quantize_and_save(tmp, format=fmt)
         made = [p for p in Path(tmp).iterdir() if (p / "config.json").exists()]
         src = made[0] if len(made) == 1 else Path(tmp)
         shutil.move(str(src), str(out_dir))
