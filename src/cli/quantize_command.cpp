@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -65,6 +66,9 @@ int run_quantize_checked(QuantizeArgs& a) {
   o.apply_recipe(a.recipe);
   if (a.iters >= 0) o.iters = a.iters;
   if (a.nsamples >= 0) o.nsamples = a.nsamples;
+  // CLI11's number checks let "nan" through (every comparison with NaN is false): refuse it here, by name.
+  OMNI_CHECK(!std::isnan(a.lr), "--lr must be a positive number, found nan");
+  OMNI_CHECK(!std::isnan(a.opt.minmax_lr), "--minmax-lr must be a positive number, found nan");
   if (a.lr >= 0) o.lr = a.lr;
   o.scheme = QuantScheme{a.bits, a.group_size, !a.asym};
   o.format = parse_quantized_checkpoint_format(a.format);

@@ -14,6 +14,7 @@ class DecoderQuantizable : public QuantizableModel {
   const std::string& architecture() const override { return spec_.architecture; }
   std::vector<std::string> block_lists() const override { return {spec_.names.block_list}; }
   int64_t num_blocks() const override { return spec_.num_hidden_layers; }
+  int64_t max_positions() const override { return spec_.max_position_embeddings; }
   std::string block_prefix(int64_t i) const override { return spec_.names.block_prefix(i); }
   const Block& block(int64_t) const override { return block_; }
 

@@ -21,6 +21,8 @@ class QuantizableModel {
   // The checkpoint's block lists in order (quantization_config.block_name_to_quantize).
   virtual std::vector<std::string> block_lists() const = 0;
   virtual int64_t num_blocks() const = 0;
+  // The longest sequence the model was made for (max_position_embeddings).
+  virtual int64_t max_positions() const = 0;
   // "model.layers.3": the prefix of block i's tensors (its Linears and params are named relative to it).
   virtual std::string block_prefix(int64_t i) const = 0;
   virtual const Block& block(int64_t i) const = 0;

@@ -39,6 +39,23 @@ TEST_F(QuantizeErrors, TooFewCalibrationSamples) {
   EXPECT_FALSE(fs::exists(kTmp + "/out"));
 }
 
+TEST_F(QuantizeErrors, NanLearningRatesAreRefusedBeforeAnyWork) {
+  for (const char* opt : {"--lr", "--minmax-lr"}) {
+    const Result r = run("quantize " + kModel + " -o " + kTmp + "/out --iters 2 --nsamples 2 --seqlen 16 " + opt +
+                         " nan");
+    EXPECT_EQ(r.status, 1) << r.output;
+    EXPECT_TRUE(has(r, std::string(opt) + " must be a positive number, found nan")) << r.output;
+    EXPECT_FALSE(fs::exists(kTmp + "/out"));
+  }
+}
+
+TEST_F(QuantizeErrors, SeqlenPastTheContextIsAWarning) {
+  const Result r = run("quantize " + kModel + " -o " + kTmp + "/out --iters 1 --nsamples 1 --seqlen 2100 "
+                       "--batch-size 1");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(has(r, "warning: --seqlen 2100 exceeds the model's max_position_embeddings (2048)")) << r.output;
+}
+
 TEST_F(QuantizeErrors, UnsupportedArchitecture) {
   fs::create_directories(kTmp + "/llama");
   std::ofstream(kTmp + "/llama/config.json") << R"({"architectures": ["LlamaForCausalLM"], "vocab_size": 10})";

@@ -1,5 +1,7 @@
 #include "pipelines/autoround/autoround.h"
 
+#include <cmath>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -134,6 +136,8 @@ void check_options(const AutoRoundOptions& opt, const std::string& model_dir, co
   OMNI_CHECK(opt.method != QuantMethod::AutoRound || opt.iters > 0, "AutoRound needs iters > 0, found ", opt.iters,
              " (plain RTN is quantize_rtn_model)");
   OMNI_CHECK(opt.nsamples > 0 && opt.seqlen > 1, "nsamples must be > 0 and seqlen > 1");
+  OMNI_CHECK(std::isfinite(opt.lr) && std::isfinite(opt.minmax_lr), "learning rates must be finite, found lr ", opt.lr,
+             " and minmax_lr ", opt.minmax_lr);
   OMNI_CHECK(opt.batch_size > 0 && opt.grad_accum > 0, "batch size and gradient accumulation must be positive");
   OMNI_CHECK(opt.scheme.sym || opt.format == QuantizedCheckpointFormat::AutoGptq,
              "asymmetric quantization is exported in the auto_gptq layout only (use --format auto_gptq)");
@@ -213,6 +217,11 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
   const std::unique_ptr<QuantizableModel> model = open_quantizable_model(model_dir);
   const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(model_dir);
   const int64_t L = model->num_blocks();
+  // transformers runs such lengths too (RoPE extrapolates), so this is a warning: positions past the model's
+  // context were never trained, and calibrating on them tunes for text the model does not see.
+  if (opt.seqlen > model->max_positions())
+    log("warning: --seqlen " + std::to_string(opt.seqlen) + " exceeds the model's max_position_embeddings (" +
+        std::to_string(model->max_positions()) + ")");
 
   BlockStateDir state(out_dir + ".partial", run_fingerprint(opt, model_dir, backend.name()));
   if (opt.resume) {
