@@ -63,9 +63,13 @@ CudaBackend::CudaBackend(int device, DType activation_dtype) : Backend(activatio
   OMNI_CUDA(cudaMalloc(&fault_, sizeof(DeviceFault)));
   OMNI_CUDA(cudaMemset(fault_, 0, sizeof(DeviceFault)));
   // 32 MiB, cuBLAS's recommendation for Hopper; after cublasSetStream, which resets the workspace.
-  constexpr int64_t kCublasWorkspace = int64_t{32} << 20;
-  cublas_workspace_ = alloc({kCublasWorkspace}, DType::U8);
-  OMNI_CUBLAS(cublasSetWorkspace(cublas_, cublas_workspace_.raw(), static_cast<size_t>(kCublasWorkspace)));
+  // (OMNI_CUBLAS_WORKSPACE=default keeps cuBLAS's own pool, for comparisons.)
+  const char* ws = std::getenv("OMNI_CUBLAS_WORKSPACE");
+  if (!ws || std::strcmp(ws, "default") != 0) {
+    constexpr int64_t kCublasWorkspace = int64_t{32} << 20;
+    cublas_workspace_ = alloc({kCublasWorkspace}, DType::U8);
+    OMNI_CUBLAS(cublasSetWorkspace(cublas_, cublas_workspace_.raw(), static_cast<size_t>(kCublasWorkspace)));
+  }
   const char* graphs = std::getenv("OMNI_CUDA_GRAPHS");
   if (graphs && std::strcmp(graphs, "0") == 0) set_capture_enabled(false);
 }
