@@ -130,6 +130,12 @@ void Backend::on_device(const Tensor& t, const char* op, const char* name) const
              device_name(device()));
 }
 
+void Backend::begin_capture() { OMNI_FAIL("begin_capture: backend ", name(), " does not record work"); }
+std::unique_ptr<CapturedWork> Backend::end_capture() {
+  OMNI_FAIL("end_capture: backend ", name(), " does not record work");
+}
+void Backend::replay(const CapturedWork&) { OMNI_FAIL("replay: backend ", name(), " does not record work"); }
+
 Tensor Backend::upload(const Tensor& host) {
   OMNI_CHECK(host.defined() && host.device().is_cpu(), "upload: the source must be a defined CPU tensor");
   return upload_impl(host);

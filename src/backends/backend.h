@@ -62,6 +62,13 @@ struct AttentionRows {
   bool whole_sequences = false;
 };
 
+// Queued work recorded once and replayed (a CUDA graph on the CUDA backend). Opaque; owned by the caller, who
+// must destroy it before the backend. It holds the device memory the recorded work uses.
+class CapturedWork {
+ public:
+  virtual ~CapturedWork() = default;
+};
+
 class Backend {
  public:
   explicit Backend(DType activation_dtype);
@@ -85,6 +92,29 @@ class Backend {
   Tensor download(const Tensor& x);
   // dst (this backend) = src (CPU), same dtype and numel.
   void copy_from_cpu(Tensor& dst, const Tensor& src);
+
+  // ---- Capture (optional; a backend that does not support it just runs every op eagerly) ----
+  // Whether begin_capture() can be used: the backend records and replays work, and capture is enabled (the
+  // CUDA backend turns it off with OMNI_CUDA_GRAPHS=0 in the environment, or set_capture_enabled(false)).
+  virtual bool supports_capture() const { return false; }
+  void set_capture_enabled(bool on) { capture_enabled_ = on; }
+  bool capture_enabled() const { return capture_enabled_; }
+  // Between begin_capture() and end_capture() ops are recorded, NOT executed. Allowed inside a capture: the ops
+  // on tensors that already exist, and alloc() of a size the backend has cached (freed earlier and not yet
+  // returned to the device; on CUDA an allocation that would need cudaMalloc fails the capture). Not allowed:
+  // synchronize(), download(), upload() and copy_from_cpu() (host transfers and synchronisation), and so
+  // anything that checks device faults or reads a result on the host. The shapes, pointers and host-side
+  // arguments of the ops are frozen into the recording: a replay repeats exactly the same launches on the same
+  // memory, so inputs that change per replay must live in device memory written (copy_from_cpu) before
+  // replay(). Memory alloc()ed inside the capture stays owned by the returned CapturedWork. Faults recorded by
+  // kernels during a replay are raised by the next synchronize() or download(), as for eager work.
+  // end_capture() returns null when the capture failed (the recorded work is discarded, nothing ran: run the
+  // same ops eagerly instead); an exception between the two must be followed by abort_capture().
+  virtual void begin_capture();
+  virtual std::unique_ptr<CapturedWork> end_capture();
+  virtual void abort_capture() noexcept {}
+  // Queues the recorded work once more (asynchronously, like any op).
+  virtual void replay(const CapturedWork& work);
 
   // Converts a checkpoint weight into this backend's layout, once, at load time.
   virtual std::shared_ptr<const PreparedLinear> prepare_linear(const LinearWeight& w) = 0;
@@ -211,6 +241,7 @@ class Backend {
                          const char* nb) const;
 
   DType activation_dtype_;
+  bool capture_enabled_ = true;
 };
 
 }  // namespace omni

@@ -135,14 +135,37 @@ class Arena {
   Tensor get(std::string_view name, const Shape& shape, DType dtype) {
     Tensor& storage = buffers_[std::string(name)];
     const int64_t n = shape_numel(shape);
-    if (!storage.defined() || storage.numel() < n || storage.dtype() != dtype) storage = be_.alloc({n}, dtype);
+    if (!storage.defined() || storage.numel() < n || storage.dtype() != dtype) {
+      storage = be_.alloc({n}, dtype);
+      ++generation_;
+    }
     return storage.slice_rows(0, n).view(shape);
   }
+  // Changes whenever a buffer is (re)allocated: recorded work that used the old buffers is stale.
+  uint64_t generation() const { return generation_; }
 
  private:
   Backend& be_;
   std::unordered_map<std::string, Tensor> buffers_;
+  uint64_t generation_ = 0;
 };
+
+// A decode step recorded by the backend (a CUDA graph) for one batch shape: replayed while the shape, the KV
+// cache's memory and the arena's buffers stay those it was recorded with. The inputs that change per step (ids,
+// slots, positions, cache rows) live in `inputs`, written before each run; the logits land in `logits`.
+struct StepGraph {
+  int64_t tokens = 0, capacity = 0, slots = 0;
+  std::vector<const void*> cache;  // k and v of every layer
+  uint64_t arena_generation = 0;
+  Tensor inputs;  // I32 [4, N]: ids, slots, positions, cache rows
+  Tensor logits;  // [N, V]
+  bool warm = false;    // one eager step ran with these buffers (the arena and the allocator's cache are warm)
+  bool failed = false;  // the capture failed: this shape runs eagerly
+  std::unique_ptr<CapturedWork> work;
+};
+
+// Batches of at most this many tokens, all with logits, are recorded (decode steps; a prefill runs once).
+constexpr int64_t kMaxRecordedTokens = 16;
 
 // The inference side of the block seam: prepared weights, arena activations, the KV cache of the batch.
 class InferenceContext : public BlockContext {
@@ -270,13 +293,41 @@ class DecoderLm : public CausalLM {
       outputs += batch.output[u] ? 1 : 0;
     }
 
+    if (!hidden_states && outputs == N && N <= kMaxRecordedTokens && be_.supports_capture()) {
+      Tensor logits = forward_recorded(batch, cache, cache_rows);
+      cache.length = next;
+      return logits;
+    }
+
     const Tensor ids = be_.upload(Tensor::from_i32(batch.tokens, {N}));
     AttentionRows rows;
     rows.slot = be_.upload(Tensor::from_i32(batch.seq, {N}));
     rows.position = be_.upload(Tensor::from_i32(batch.pos, {N}));
-    InferenceContext ctx(be_, arena_);
-    ctx.set_batch(rows.position, rows, be_.upload(Tensor::from_i32(cache_rows, {N})));
+    const Tensor x = body(ids, rows, be_.upload(Tensor::from_i32(cache_rows, {N})), cache, hidden_states);
+    cache.length = next;
 
+    const DType dt = be_.activation_dtype();
+    Tensor last = x;
+    if (outputs < N) {  // gather the rows whose logits are wanted
+      last = arena_.get("output_rows", {outputs, D}, dt);
+      std::vector<int32_t> src;
+      for (int64_t i = 0; i < N; ++i)
+        if (batch.output[static_cast<size_t>(i)]) src.push_back(static_cast<int32_t>(i));
+      gather_rows(last, x, src);
+    }
+    Tensor logits = be_.alloc({outputs, spec_.vocab_size}, dt);
+    if (outputs > 0) be_.linear(logits, last, *w_.lm_head);
+    return be_.download(logits).clone();
+  }
+
+ private:
+  // Embeddings, the blocks and the final norm over device inputs: the normed hidden states [N, D] (an arena
+  // buffer). Queues work only (no host transfer) unless hidden_states is given.
+  Tensor body(const Tensor& ids, const AttentionRows& rows, const Tensor& cache_rows, KvCache& cache,
+              std::vector<Tensor>* hidden_states) {
+    const int64_t N = ids.numel(), D = spec_.hidden_size;
+    InferenceContext ctx(be_, arena_);
+    ctx.set_batch(rows.position, rows, cache_rows);
     // The residual stream ping-pongs between two buffers: a block reads one and writes the other.
     const DType dt = be_.activation_dtype();
     Tensor x = arena_.get("residual.0", {N, D}, dt), y = arena_.get("residual.1", {N, D}, dt);
@@ -295,23 +346,83 @@ class DecoderLm : public CausalLM {
       std::swap(x, y);
       if (hidden_states) hidden_states->push_back(be_.download(x).clone());
     }
-    cache.length = next;
-
     be_.rms_norm(x, x, w_.final_norm, static_cast<float>(spec_.rms_norm_eps));
-    Tensor last = x;
-    if (outputs < N) {  // gather the rows whose logits are wanted
-      last = arena_.get("output_rows", {outputs, D}, dt);
-      std::vector<int32_t> src;
-      for (int64_t i = 0; i < N; ++i)
-        if (batch.output[static_cast<size_t>(i)]) src.push_back(static_cast<int32_t>(i));
-      gather_rows(last, x, src);
-    }
-    Tensor logits = be_.alloc({outputs, spec_.vocab_size}, dt);
-    if (outputs > 0) be_.linear(logits, last, *w_.lm_head);
-    return be_.download(logits).clone();
+    return x;
   }
 
- private:
+  // A small batch with every row's logits, through recorded work: the first step at a shape runs eagerly on
+  // fixed input and logits buffers (warming the arena and the allocator's cache), the second records the same
+  // ops and replays them, later ones replay. Attention and the cache writes read positions and rows from device
+  // memory, so one recording serves every position. A capture that fails leaves the shape eager. The batch has
+  // been checked; the caller advances cache.length.
+  Tensor forward_recorded(const TokenBatch& batch, KvCache& cache, const std::vector<int32_t>& cache_rows) {
+    const int64_t N = batch.size();
+    std::vector<const void*> cache_mem;
+    for (size_t l = 0; l < cache.k.size(); ++l) {
+      cache_mem.push_back(cache.k[l].raw());
+      cache_mem.push_back(cache.v[l].raw());
+    }
+    const bool same = step_ && step_->tokens == N && step_->capacity == cache.capacity &&
+                      step_->slots == cache.slots() && step_->cache == cache_mem &&
+                      step_->arena_generation == arena_.generation();
+    if (!same) {
+      step_.reset();  // its recording and buffers go first
+      step_ = std::make_unique<StepGraph>();
+      step_->tokens = N;
+      step_->capacity = cache.capacity;
+      step_->slots = cache.slots();
+      step_->cache = cache_mem;
+      step_->inputs = be_.alloc({4, N}, DType::I32);
+      step_->logits = be_.alloc({N, spec_.vocab_size}, be_.activation_dtype());
+    }
+    StepGraph& g = *step_;
+    std::vector<int32_t> host;
+    host.reserve(static_cast<size_t>(4 * N));
+    host.insert(host.end(), batch.tokens.begin(), batch.tokens.end());
+    host.insert(host.end(), batch.seq.begin(), batch.seq.end());
+    host.insert(host.end(), batch.pos.begin(), batch.pos.end());
+    host.insert(host.end(), cache_rows.begin(), cache_rows.end());
+    be_.copy_from_cpu(g.inputs, Tensor::from_i32(host, {4, N}));
+
+    const auto input = [&](int64_t r) { return g.inputs.slice_rows(r, r + 1).view({N}); };
+    const Tensor ids = input(0), cache_rows_dev = input(3);
+    AttentionRows rows;
+    rows.slot = input(1);
+    rows.position = input(2);
+    const auto step = [&] {
+      const Tensor x = body(ids, rows, cache_rows_dev, cache, nullptr);
+      be_.linear(g.logits, x, *w_.lm_head);
+    };
+    if (g.work) {
+      be_.replay(*g.work);
+    } else if (!g.warm || g.failed) {
+      step();
+      g.warm = true;
+      g.arena_generation = arena_.generation();
+    } else {
+      std::unique_ptr<CapturedWork> work;
+      try {
+        be_.begin_capture();
+        step();
+        work = be_.end_capture();
+      } catch (...) {
+        be_.abort_capture();  // recorded, not run: the eager step below does the work
+        work.reset();
+      }
+      // An arena buffer reallocated inside the capture would leave the recording pointing at a freed one.
+      if (work && arena_.generation() != g.arena_generation) work.reset();
+      if (work) {
+        g.work = std::move(work);
+        be_.replay(*g.work);
+      } else {
+        g.failed = true;
+        step();
+        g.arena_generation = arena_.generation();
+      }
+    }
+    return be_.download(g.logits).clone();
+  }
+
   // dst[j] = src[rows[j]], through copy (few rows: the last token of each sequence).
   void gather_rows(Tensor& dst, const Tensor& src, const std::vector<int32_t>& rows) {
     for (size_t j = 0; j < rows.size(); ++j) {
@@ -327,6 +438,7 @@ class DecoderLm : public CausalLM {
   LoadReport report_;
   Arena arena_;
   CausalLmInfo info_;
+  std::unique_ptr<StepGraph> step_;  // declared after the arena and weights: destroyed before them
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "backends/cuda/cuda_backend.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #include "backends/cuda/cuda_check.h"
@@ -26,6 +27,21 @@ int as_int(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
+// A graph instantiated from one capture, with the device memory allocated inside it.
+class CudaCapturedWork : public CapturedWork {
+ public:
+  ~CudaCapturedWork() override {
+    // No throwing here. A replay may still be queued: let it finish before the graph and its blocks go.
+    cudaSetDevice(device);
+    if (stream) cudaStreamSynchronize(stream);
+    if (exec) cudaGraphExecDestroy(exec);
+  }
+  int device = 0;
+  cudaStream_t stream = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  std::shared_ptr<CapturePool> pool;
+};
+
 const CudaPreparedLinear& prepared(const PreparedLinear& w) {
   const auto* p = dynamic_cast<const CudaPreparedLinear*>(&w);
   OMNI_CHECK(p != nullptr, "linear: weight was not prepared by a CUDA backend");
@@ -46,10 +62,21 @@ CudaBackend::CudaBackend(int device, DType activation_dtype) : Backend(activatio
   allocator_ = DeviceAllocator::create(device_);
   OMNI_CUDA(cudaMalloc(&fault_, sizeof(DeviceFault)));
   OMNI_CUDA(cudaMemset(fault_, 0, sizeof(DeviceFault)));
+  // 32 MiB, cuBLAS's recommendation for Hopper; after cublasSetStream, which resets the workspace.
+  // (OMNI_CUBLAS_WORKSPACE=default keeps cuBLAS's own pool, for comparisons.)
+  const char* ws = std::getenv("OMNI_CUBLAS_WORKSPACE");
+  if (!ws || std::strcmp(ws, "default") != 0) {
+    constexpr int64_t kCublasWorkspace = int64_t{32} << 20;
+    cublas_workspace_ = alloc({kCublasWorkspace}, DType::U8);
+    OMNI_CUBLAS(cublasSetWorkspace(cublas_, cublas_workspace_.raw(), static_cast<size_t>(kCublasWorkspace)));
+  }
+  const char* graphs = std::getenv("OMNI_CUDA_GRAPHS");
+  if (graphs && std::strcmp(graphs, "0") == 0) set_capture_enabled(false);
 }
 
 CudaBackend::~CudaBackend() {
   // No throwing here: a destructor may run while an error unwinds.
+  abort_capture();
   cudaSetDevice(device_);
   if (stream_) cudaStreamSynchronize(stream_);
   if (cublas_) cublasDestroy(cublas_);
@@ -81,7 +108,72 @@ bool CudaBackend::supports(Op op, DType dtype) const {
   }
 }
 
+void CudaBackend::not_capturing(const char* what) const {
+  OMNI_CHECK(!capturing_, what, " inside a capture (work is being recorded, not run: no host transfer or "
+             "synchronisation until end_capture)");
+}
+
+void CudaBackend::begin_capture() {
+  OMNI_CHECK(supports_capture(), "begin_capture: capture is disabled on ", name(), " (OMNI_CUDA_GRAPHS=0)");
+  not_capturing("begin_capture");
+  OMNI_CUDA(cudaSetDevice(device_));
+  allocator_->begin_capture();
+  const cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal);
+  if (e != cudaSuccess) {
+    allocator_->end_capture();
+    check_cuda(e, "cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal)");
+  }
+  capturing_ = true;
+}
+
+std::unique_ptr<CapturedWork> CudaBackend::end_capture() {
+  OMNI_CHECK(capturing_, "end_capture without begin_capture");
+  capturing_ = false;
+  auto work = std::make_unique<CudaCapturedWork>();
+  work->device = device_;
+  work->stream = stream_;
+  work->pool = allocator_->end_capture();
+  cudaGraph_t graph = nullptr;
+  auto fail = [&](cudaError_t e, const char* call) -> std::unique_ptr<CapturedWork> {
+    cudaGetLastError();  // not sticky: clear it so that the eager rerun starts clean
+    if (graph) cudaGraphDestroy(graph);
+    ++capture_failures_;
+    last_capture_failure_ = std::string(call) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
+    work->stream = nullptr;  // nothing queued to wait for
+    return nullptr;
+  };
+  cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+  if (e != cudaSuccess) return fail(e, "cudaStreamEndCapture");
+  e = cudaGraphInstantiate(&work->exec, graph, 0);
+  if (e != cudaSuccess) return fail(e, "cudaGraphInstantiate");
+  OMNI_CUDA(cudaGraphDestroy(graph));
+  ++captures_;
+  return work;
+}
+
+void CudaBackend::abort_capture() noexcept {
+  if (!capturing_) return;
+  capturing_ = false;
+  cudaGraph_t graph = nullptr;
+  cudaStreamEndCapture(stream_, &graph);
+  if (graph) cudaGraphDestroy(graph);
+  cudaGetLastError();
+  allocator_->end_capture();  // the blocks go back to the pool: nothing ran, nothing holds them
+  ++capture_failures_;
+  last_capture_failure_ = "aborted (an error inside the capture)";
+}
+
+void CudaBackend::replay(const CapturedWork& work) {
+  not_capturing("replay");
+  const auto* w = dynamic_cast<const CudaCapturedWork*>(&work);
+  OMNI_CHECK(w != nullptr && w->exec != nullptr && w->stream == stream_,
+             "replay: the work was not captured by this CUDA backend");
+  OMNI_CUDA(cudaGraphLaunch(w->exec, stream_));
+  ++replays_;
+}
+
 void CudaBackend::synchronize() {
+  not_capturing("synchronize");
   OMNI_CUDA(cudaStreamSynchronize(stream_));
   check_faults();
 }
@@ -103,17 +195,20 @@ Tensor CudaBackend::alloc(const Shape& shape, DType dtype) {
 }
 
 Tensor CudaBackend::upload_impl(const Tensor& host) {
+  not_capturing("upload");
   Tensor t = alloc(host.shape(), host.dtype());
   copy_from_cpu_impl(t, host);
   return t;
 }
 
 void CudaBackend::copy_from_cpu_impl(Tensor& dst, const Tensor& src) {
+  not_capturing("copy_from_cpu");
   // From pageable memory the call returns once the bytes are staged, so the host tensor may go away after it.
   OMNI_CUDA(cudaMemcpyAsync(dst.raw(), src.raw(), src.nbytes(), cudaMemcpyHostToDevice, stream_));
 }
 
 Tensor CudaBackend::download_impl(const Tensor& x) {
+  not_capturing("download");
   Tensor src = x;
   if (x.dtype() == DType::BF16 || x.dtype() == DType::F16) {
     src = alloc(x.shape(), DType::F32);

@@ -3,6 +3,10 @@
 // one stream; memory comes from the device's caching allocator (device_allocator.h); dense matrix products go
 // through cuBLAS. A kernel that finds bad input (an id outside the table) records it on the device, and the next
 // synchronize() or download() raises it as an error naming the op and the row.
+//
+// Capture (backend.h) records the stream's work into a CUDA graph (cudaStreamBeginCapture, thread-local mode) and
+// replays it with cudaGraphLaunch; allocations inside it come from the allocator's cache only. Enabled unless the
+// environment sets OMNI_CUDA_GRAPHS=0.
 #pragma once
 
 #include <cublas_v2.h>
@@ -49,6 +53,17 @@ class CudaBackend : public Backend {
   void synchronize() override;
   Tensor alloc(const Shape& shape, DType dtype) override;
   std::shared_ptr<const PreparedLinear> prepare_linear(const LinearWeight& w) override;
+
+  bool supports_capture() const override { return capture_enabled(); }
+  void begin_capture() override;
+  std::unique_ptr<CapturedWork> end_capture() override;
+  void abort_capture() noexcept override;
+  void replay(const CapturedWork& work) override;
+  // Since construction: graphs instantiated, replays, captures that failed, and why the last one failed.
+  int64_t captures() const { return captures_; }
+  int64_t replays() const { return replays_; }
+  int64_t capture_failures() const { return capture_failures_; }
+  const std::string& last_capture_failure() const { return last_capture_failure_; }
 
   DeviceMemoryStats memory_stats() const { return allocator_->stats(); }
   // Quantized Linears prepared for the W4A16 kernels and those dequantized instead (since construction).
@@ -100,6 +115,8 @@ class CudaBackend : public Backend {
   void gemm_xwt(void* y, const void* x, const void* w, int64_t M, int64_t N, int64_t K, DType dt, float beta);
   // Raises (and clears) a fault recorded by a kernel since the last check. Call after a synchronisation.
   void check_faults();
+  // Throws when a capture is being recorded: `what` is not allowed inside one.
+  void not_capturing(const char* what) const;
 
   int device_;
   cudaStream_t stream_ = nullptr;
@@ -107,6 +124,10 @@ class CudaBackend : public Backend {
   std::shared_ptr<DeviceAllocator> allocator_;
   DeviceFault* fault_ = nullptr;  // device memory, one record
   int64_t w4a16_linears_ = 0, dequantized_linears_ = 0;
+  Tensor cublas_workspace_;  // set explicitly, so cuBLAS allocates nothing inside a capture
+  bool capturing_ = false;
+  int64_t captures_ = 0, replays_ = 0, capture_failures_ = 0;
+  std::string last_capture_failure_;
 };
 
 }  // namespace omni::cuda

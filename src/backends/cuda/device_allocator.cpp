@@ -1,6 +1,7 @@
 #include "backends/cuda/device_allocator.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "backends/cuda/cuda_check.h"
 
@@ -28,6 +29,38 @@ std::shared_ptr<void> DeviceAllocator::allocate(size_t bytes) {
   const size_t size = round_size(bytes);
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (capture_) {
+      // Inside a capture: a block freed earlier in it, else a cached one (now owned by the capture), never
+      // cudaMalloc.
+      std::shared_ptr<void> owner;
+      size_t got = 0;
+      auto c = capture_->free.lower_bound(size);
+      if (c != capture_->free.end() && c->first <= 2 * size) {
+        got = c->first;
+        owner = std::move(c->second);
+        capture_->free.erase(c);
+      } else {
+        auto it = free_.lower_bound(size);
+        OMNI_CHECK(it != free_.end() && it->first <= 2 * size, "allocation of ", size,
+                   " bytes inside a capture: no cached block fits (a capture may not call cudaMalloc; run the "
+                   "same work once eagerly first)");
+        got = it->first;
+        void* p = it->second;
+        free_.erase(it);
+        stats_.cached -= got;
+        owner = hand_out(p, got);
+        capture_->owned.push_back(owner);
+      }
+      void* p = owner.get();
+      auto self = shared_from_this();
+      std::weak_ptr<CapturePool> pool = capture_;
+      return std::shared_ptr<void>(p, [self, pool, owner, got](void*) {
+        const std::shared_ptr<CapturePool> cp = pool.lock();  // released after the lock (it may free blocks)
+        if (!cp) return;
+        std::lock_guard<std::mutex> l(self->mu_);
+        cp->free.emplace(got, owner);
+      });
+    }
     // Best fit, but never a block more than twice the request (a small tensor must not pin a huge block).
     auto it = free_.lower_bound(size);
     if (it != free_.end() && it->first <= 2 * size) {
@@ -79,6 +112,17 @@ void DeviceAllocator::release_cached() {
   for (auto& [size, p] : free_) cudaFree(p);
   free_.clear();
   stats_.cached = 0;
+}
+
+void DeviceAllocator::begin_capture() {
+  std::lock_guard<std::mutex> lock(mu_);
+  OMNI_CHECK(!capture_, "begin_capture: a capture is already being recorded");
+  capture_ = std::make_shared<CapturePool>();
+}
+
+std::shared_ptr<CapturePool> DeviceAllocator::end_capture() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::exchange(capture_, nullptr);
 }
 
 DeviceMemoryStats DeviceAllocator::stats() const {

@@ -4,12 +4,18 @@
 // Reuse is safe because the backend queues all work on one stream: a block freed on the host while a kernel may
 // still read it is only handed to work queued after that kernel. Sizes are rounded (512 B below 1 MiB, 2 MiB
 // above) so that slightly different shapes share blocks.
+//
+// While a capture (CUDA graph) is being recorded, allocate() hands out only cached blocks, never cudaMalloc, and
+// every block it hands out then belongs to the capture's CapturePool until the pool (kept by the graph) is gone:
+// a replay writes those addresses again, so they must not go to other tensors meanwhile. Blocks freed inside the
+// capture are reused inside it, as stream order allows.
 #pragma once
 
 #include <cstddef>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 
 namespace omni::cuda {
@@ -19,6 +25,13 @@ struct DeviceMemoryStats {
   size_t peak_in_use = 0;
   size_t cached = 0;       // bytes in the pool, free for reuse
   size_t device_mallocs = 0;
+};
+
+// The blocks one capture used (each returns to the allocator's pool when the last of the pool and the tensor
+// holding it is gone).
+struct CapturePool {
+  std::vector<std::shared_ptr<void>> owned;
+  std::multimap<size_t, std::shared_ptr<void>> free;  // freed inside the capture, for reuse inside it
 };
 
 class DeviceAllocator : public std::enable_shared_from_this<DeviceAllocator> {
@@ -32,6 +45,9 @@ class DeviceAllocator : public std::enable_shared_from_this<DeviceAllocator> {
   // Returns every pooled block to the driver.
   void release_cached();
   DeviceMemoryStats stats() const;
+  // Starts routing allocations to a new CapturePool (one capture at a time); end_capture() returns it.
+  void begin_capture();
+  std::shared_ptr<CapturePool> end_capture();
 
  private:
   explicit DeviceAllocator(int device) : device_(device) {}
@@ -42,6 +58,7 @@ class DeviceAllocator : public std::enable_shared_from_this<DeviceAllocator> {
   int device_;
   mutable std::mutex mu_;
   std::multimap<size_t, void*> free_;  // rounded size -> block
+  std::shared_ptr<CapturePool> capture_;  // non-null while a capture is recorded
   DeviceMemoryStats stats_;
 };
 
