@@ -107,12 +107,12 @@ TEST(QuantizeResume, KilledRunResumesToIdenticalBytes) {
   EXPECT_GE(done, 3) << c.log;
   EXPECT_LT(done, 8) << c.log;
   // Blocks 1..done are restored, not tuned again; the rest are tuned now.
-  for (int b = 1; b <= 8; ++b) {
-    const std::string tag = "block " + std::to_string(b) + "/8 done: ";
+  for (int blk = 1; blk <= 8; ++blk) {
+    const std::string tag = "block " + std::to_string(blk) + "/8 done: ";
     const size_t line = c.log.find(tag);
     ASSERT_NE(line, std::string::npos) << tag << "\n" << c.log;
     const std::string text = c.log.substr(line, c.log.find('\n', line) - line);
-    EXPECT_EQ(text.find("(resumed)") != std::string::npos, b <= done) << text;
+    EXPECT_EQ(text.find("(resumed)") != std::string::npos, blk <= done) << text;
   }
   EXPECT_FALSE(fs::exists(resumed + ".partial"));
 
