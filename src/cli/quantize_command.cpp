@@ -141,7 +141,7 @@ std::function<int()> add_quantize_command(CLI::App& app) {
   sub->add_option("-o,--output", a->out_dir, "output directory (must not exist unless --overwrite)")->required();
   sub->add_option("--scheme", a->scheme, "quantization scheme (W4A16)");
   sub->add_option("--bits", a->bits, "weight bits: 2, 3, 4 or 8 (default 4)")->check(CLI::IsMember({2, 3, 4, 8}));
-  sub->add_option("--group-size", a->group_size, "inputs per scale group: 32, 64, 128 (default) or -1 per channel")
+  sub->add_option("--group-size", a->group_size, "inputs per scale group: 32, 64, 128 (default), 256, or -1 per channel")
       ->check(CLI::IsMember({-1, 32, 64, 128, 256}));
   sub->add_flag("--asym", a->asym, "asymmetric (zero point) instead of full-range symmetric; auto_gptq format only");
   sub->add_option("--iters", a->iters, "tuning iterations per block (default 200; 0 = RTN)")
