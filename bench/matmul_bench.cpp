@@ -90,7 +90,8 @@ W4A16CpuWeights make_w4(int64_t N, int64_t K) {
   return pack_w4a16_cpu(g);
 }
 
-void BM_MatmulW4A16(benchmark::State& state) {
+void run_w4a16(benchmark::State& state, W4A16Activations activations) {
+  set_w4a16_cpu_activations(activations);
   const int64_t M = state.range(0), N = state.range(1), K = state.range(2);
   const double bytes = static_cast<double>(N * K) * (0.5 + 2.0 / kGroup);
   const size_t copies = copies_for(static_cast<size_t>(bytes));
@@ -109,7 +110,13 @@ void BM_MatmulW4A16(benchmark::State& state) {
     benchmark::DoNotOptimize(y.data());
   }
   set_counters(state, bytes);
+  set_w4a16_cpu_activations(W4A16Activations::Int16);
 }
+
+// The default kernels: 16-bit integer activations for small batches, the f32 GEMM for prefill.
+void BM_MatmulW4A16(benchmark::State& state) { run_w4a16(state, W4A16Activations::Int16); }
+// Exact f32 activations in the small-batch kernels (the reference path).
+void BM_MatmulW4A16F32Act(benchmark::State& state) { run_w4a16(state, W4A16Activations::F32); }
 
 // Streaming read of 1 GiB with all threads: the bandwidth the memory-bound kernels are measured against. Each
 // thread reads its share as kStreams interleaved sequential streams, as the dense matmul reads several weight
@@ -155,6 +162,7 @@ void shapes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_MemoryReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_MatmulW4A16)->Apply(shapes);
+BENCHMARK(BM_MatmulW4A16F32Act)->Apply(shapes);
 BENCHMARK(BM_MatmulBF16)->Apply(shapes);
 BENCHMARK(BM_MatmulF32)->Apply(shapes);
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/w4a16_matmul.h"
 #include "core/error.h"
 #include "support/error_of.h"
 #include "models/registry.h"
@@ -41,6 +42,13 @@ std::vector<std::vector<int32_t>> prompts(int64_t vocab) {
 class BatchedForward : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(BatchedForward, EqualsSingleSequenceForwards) {
+  // The check is on batching (slots, positions, caches), to f32 rounding. W4A16's small batches round x to 16-bit
+  // integers per row (w4a16_matmul.h) while large ones run the f32 GEMM, so a prompt alone and in a batch would
+  // take different kernels; exact f32 activations make both the same arithmetic.
+  set_w4a16_cpu_activations(W4A16Activations::F32);
+  struct Restore {
+    ~Restore() { set_w4a16_cpu_activations(W4A16Activations::Int16); }
+  } restore;
   auto model = open_causal_lm(kData + GetParam(), cpu_backend());
   const int64_t V = model->info().vocab_size;
   const auto ps = prompts(V);

@@ -141,8 +141,10 @@ void pack_b(float* bp, const GemmArgs& g, int64_t p0, int64_t kc, int64_t j0, in
   }
 }
 
-template <class Kernel>
-void gemm_blocked(const GemmArgs& g) {
+// pack_b(bp, p0, kc, j0, nr) writes the KC × NR micro-panel of op(B) starting at (p0, j0); A and C come from g
+// (g.B is not read here).
+template <class Kernel, class PackB>
+void gemm_blocked(const GemmArgs& g, const PackB& pack_b_panel) {
   constexpr int MR = Kernel::MR, NR = Kernel::NR;
   constexpr int64_t kMc = kMcPanels * MR;
   // Reused across calls (attention calls small products often). Workers reach it through `bp_all`: naming a
@@ -159,7 +161,7 @@ void gemm_blocked(const GemmArgs& g) {
       float* const bp_all = bpack.data();
       parallel_for(0, n_panels, 4, [&](int64_t q0, int64_t q1) {
         for (int64_t q = q0; q < q1; ++q)
-          pack_b<NR>(bp_all + q * kc * NR, g, pc, kc, jc + q * NR, std::min<int64_t>(NR, nc - q * NR));
+          pack_b_panel(bp_all + q * kc * NR, pc, kc, jc + q * NR, std::min<int64_t>(NR, nc - q * NR));
       });
       // Tasks: row blocks × column slices, enough of them to keep every thread busy when M is small.
       const int64_t m_blocks = (g.M + kMc - 1) / kMc;
@@ -201,6 +203,74 @@ void gemm_blocked(const GemmArgs& g) {
   }
 }
 
+// The product with a panel source. Unlike gemm_blocked, op(B) is never materialised whole: each task owns kGroup
+// output columns, converts their KC × kGroup block of B into L1/L2-sized micro-panels right before use, and runs
+// every row of A against them (A is packed once, shared by all tasks). Converting B is then done exactly once
+// per call and the f32 copy of B never travels through DRAM.
+template <class Kernel>
+void gemm_panels(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const GemmPanelSource& B, float* C,
+                 int64_t ldc) {
+  constexpr int MR = Kernel::MR, NR = Kernel::NR;
+  constexpr int64_t kGroup = 64;  // output columns per task
+  static_assert(kGroup % NR == 0, "a task's columns must be whole micro-panels");
+  const int64_t m_panels = (M + MR - 1) / MR, k_blocks = (K + kKc - 1) / kKc;
+  // Ap[block][panel][kc][MR]: block b holds depths [b·KC, b·KC + kc).
+  thread_local std::vector<float> apack_storage;
+  apack_storage.resize(static_cast<size_t>(m_panels * MR * k_blocks * kKc));
+  float* const apack = apack_storage.data();
+  const GemmArgs g{false, true, M, N, K, A, lda, nullptr, 0, C, ldc, false};
+  parallel_for(0, k_blocks * m_panels, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / m_panels, r = t % m_panels, pc = b * kKc, kc = std::min(kKc, K - pc);
+      pack_a<MR>(apack + (b * m_panels + r) * kKc * MR, g, r * MR, std::min<int64_t>(MR, M - r * MR), pc, kc);
+    }
+  });
+  const int64_t groups = (N + kGroup - 1) / kGroup;
+  parallel_for(0, groups, 1, [&](int64_t g0, int64_t g1) {
+    alignas(64) float bpanel[kGroup / NR][kKc * NR];
+    alignas(64) float edge[MR * NR];
+    for (int64_t grp = g0; grp < g1; ++grp) {
+      const int64_t j_begin = grp * kGroup, j_end = std::min(N, j_begin + kGroup);
+      const int64_t panels = (j_end - j_begin + NR - 1) / NR;
+      for (int64_t b = 0; b < k_blocks; ++b) {
+        const int64_t pc = b * kKc, kc = std::min(kKc, K - pc);
+        for (int64_t q = 0; q < panels; ++q)
+          B.pack(bpanel[q], NR, pc, kc, j_begin + q * NR, std::min<int64_t>(NR, j_end - j_begin - q * NR));
+        for (int64_t r = 0; r < m_panels; ++r) {
+          const int64_t i = r * MR, mr = std::min<int64_t>(MR, M - i);
+          const float* ap = apack + (b * m_panels + r) * kKc * MR;
+          for (int64_t q = 0; q < panels; ++q) {
+            const int64_t j = j_begin + q * NR, nr = std::min<int64_t>(NR, j_end - j);
+            float* c = C + i * ldc + j;
+            if (mr == MR && nr == NR) {
+              Kernel::run(kc, ap, bpanel[q], c, ldc, b > 0);
+            } else {
+              Kernel::run(kc, ap, bpanel[q], edge, NR, false);
+              for (int64_t ii = 0; ii < mr; ++ii)
+                for (int64_t jj = 0; jj < nr; ++jj)
+                  c[ii * ldc + jj] = b > 0 ? c[ii * ldc + jj] + edge[ii * NR + jj] : edge[ii * NR + jj];
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+// Calls f with a default-constructed micro-kernel of the active SIMD path.
+template <class F>
+void dispatch(F&& f) {
+  switch (active_cpu_isa()) {
+#if defined(OMNI_CPU_HAVE_AVX512)
+    case CpuIsa::Avx512: f(KernelAvx512{}); return;
+#endif
+#if defined(OMNI_CPU_HAVE_AVX2)
+    case CpuIsa::Avx2: f(KernelAvx2{}); return;
+#endif
+    default: f(KernelScalar{}); return;
+  }
+}
+
 }  // namespace
 
 void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
@@ -212,15 +282,28 @@ void gemm_f32(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
     return;
   }
   const GemmArgs g{trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, accumulate};
-  switch (active_cpu_isa()) {
-#if defined(OMNI_CPU_HAVE_AVX512)
-    case CpuIsa::Avx512: gemm_blocked<KernelAvx512>(g); return;
-#endif
-#if defined(OMNI_CPU_HAVE_AVX2)
-    case CpuIsa::Avx2: gemm_blocked<KernelAvx2>(g); return;
-#endif
-    default: gemm_blocked<KernelScalar>(g); return;
+  dispatch([&](auto kernel) {
+    constexpr int NR = decltype(kernel)::NR;
+    gemm_blocked<decltype(kernel)>(g, [&](float* bp, int64_t p0, int64_t kc, int64_t j0, int64_t nr) {
+      pack_b<NR>(bp, g, p0, kc, j0, nr);
+    });
+  });
+}
+
+int gemm_f32_panel_width() {
+  int width = 0;
+  dispatch([&](auto kernel) { width = decltype(kernel)::NR; });
+  return width;
+}
+
+void gemm_f32_packed_b(int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const GemmPanelSource& B,
+                       float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i) std::memset(C + i * ldc, 0, static_cast<size_t>(N) * sizeof(float));
+    return;
   }
+  dispatch([&](auto kernel) { gemm_panels<decltype(kernel)>(M, N, K, A, lda, B, C, ldc); });
 }
 
 }  // namespace omni

@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "backends/cpu/cpu_isa.h"
+#include "backends/cpu/gemm_f32.h"
 #include "backends/cpu/simd.h"
 #include "core/half.h"
 #include "core/thread_pool.h"
@@ -14,6 +15,8 @@ namespace {
 // Each kernel computes a tile of up to kRowsN outputs for up to kMaxRowsM rows of x; the weight rows of a
 // tile stay in L1/L2 while the rows of x stream past them.
 constexpr int kRowsN = 4;
+// Batches of at least this many rows run as a GEMM over converted weight panels (gemm_f32.h).
+constexpr int64_t kDensePrefillMinRows = 8;
 
 inline float load_weight(const float* w, int64_t i) { return w[i]; }
 inline float load_weight(const uint16_t* w, int64_t i) { return bf16_to_f32(w[i]); }
@@ -109,9 +112,67 @@ void tiles_simd(float* y, const float* x, const WT* w, int64_t M, int64_t K, int
   }
 }
 
+#if defined(OMNI_CPU_HAVE_AVX2)
+// Columns i of the result are rows v[i]: an 8 × 8 transpose of f32 lanes.
+inline void transpose8(__m256 v[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {
+    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xee);
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xee);
+  }
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    v[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+#endif
+
+// Dense weights [N, K] as the prefill GEMM's panels: bp[p][j] = w[j0 + j, p0 + p], converted to f32.
+template <class WT>
+class DensePanelSource final : public GemmPanelSource {
+ public:
+  DensePanelSource(const WT* w, int64_t K) : w_(w), K_(K) {}
+
+  void pack(float* bp, int nr_stride, int64_t p0, int64_t kc, int64_t j0, int64_t nr) const override {
+    int64_t p = 0;
+#if defined(OMNI_CPU_HAVE_AVX2)
+    if (active_cpu_isa() != CpuIsa::Scalar) {
+      for (; p + 8 <= kc; p += 8)
+        for (int jb = 0; jb < nr_stride; jb += 8) {
+          __m256 v[8];
+          for (int i = 0; i < 8; ++i)
+            v[i] = jb + i < nr ? load8(w_ + (j0 + jb + i) * K_ + p0 + p) : _mm256_setzero_ps();
+          transpose8(v);
+          for (int i = 0; i < 8; ++i) _mm256_storeu_ps(bp + (p + i) * nr_stride + jb, v[i]);
+        }
+    }
+#endif
+    for (; p < kc; ++p)
+      for (int j = 0; j < nr_stride; ++j)
+        bp[p * nr_stride + j] = j < nr ? load_weight(w_ + (j0 + j) * K_, p0 + p) : 0.0f;
+  }
+
+ private:
+  const WT* w_;
+  int64_t K_;
+};
+
 template <class WT>
 void matmul_any(float* y, const float* x, const WT* w, const float* bias, int64_t M, int64_t K, int64_t N) {
   const CpuIsa isa = active_cpu_isa();
+  if (M >= kDensePrefillMinRows) {  // prefill: weights converted once, every row of x against them
+    gemm_f32_packed_b(M, N, K, x, K, DensePanelSource<WT>(w, K), y, N);
+    if (bias)
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t n = 0; n < N; ++n) y[m * N + n] += bias[n];
+    return;
+  }
   // Aim for chunks of at least ~256k multiply-adds so thread hand-off stays negligible.
   const int64_t grain = std::max<int64_t>(kRowsN, (int64_t{1} << 18) / std::max<int64_t>(1, M * K)) / kRowsN * kRowsN;
   parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {

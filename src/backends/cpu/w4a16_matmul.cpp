@@ -1,18 +1,18 @@
-// Layout: outputs are cut into tiles of 64; a tile stores, for every word row r (inputs 8r..8r+7), the 64
-// GPTQ words of its outputs side by side, so a kernel reads one tile as a single sequential stream and one
-// 64-byte load gives 16 outputs × 8 inputs. Scales and zero points sit in small per-tile tables. Inputs are
-// taken in segments that share one scale (one group); the kernel sums x·(u − 8) over a segment in registers
-// and applies the scale once per segment:
+// The f32-activation W4A16 kernels (layout in w4a16_pack.cpp) and the dispatch between them, the integer
+// kernels (w4a16_int16.cpp) and the prefill GEMM (w4a16_prefill.cpp). The f32 kernels sum x·(u − 8) over a
+// segment in registers and apply the scale once per segment:
 //   y[n] = Σ_seg s[seg, n] · (Σ_{k∈seg} x[k]·(u[k, n] − 8) + (8 − z[seg, n]) · Σ_{k∈seg} x[k])
-// Act-order checkpoints (g_idx) are handled by ordering inputs by group at pack time and gathering x in the
-// same order at run time; groups are padded to multiples of 8 inputs with x = 0.
 #include "backends/cpu/w4a16_matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "backends/cpu/cpu_isa.h"
 #include "backends/cpu/simd.h"
+#include "backends/cpu/w4a16_int16.h"
+#include "backends/cpu/w4a16_prefill.h"
+#include "backends/cpu/w4a16_tiles.h"
 #include "core/half.h"
 #include "core/thread_pool.h"
 
@@ -28,123 +28,6 @@ constexpr int64_t kTile = kW4TileOutputs;
 #define OMNI_W4_PREFETCH_HINT _MM_HINT_T0
 #endif
 constexpr int64_t kPrefetchRows = OMNI_W4_PREFETCH_ROWS;
-constexpr uint32_t kPadWord = 0x88888888u;  // code 8 everywhere: (u − 8) = 0 for padded lanes
-
-void validate(const GroupedIntWeight& w) {
-  OMNI_CHECK(w.bits == 4, "W4A16 CPU matmul: ", w.bits, "-bit weights are not supported yet (expected bits = 4)");
-  const int64_t K = w.in_features, N = w.out_features;
-  OMNI_CHECK(K > 0 && N > 0, "W4A16 weight: in_features and out_features must be positive, found K = ", K,
-             ", N = ", N);
-  OMNI_CHECK(K % 8 == 0, "W4A16 weight: in_features must be a multiple of 8 for 4-bit packing, found ", K);
-  OMNI_CHECK(w.group_size > 0, "W4A16 weight: group_size must be positive (K for per-channel), found ",
-             w.group_size);
-  const int64_t G = w.num_groups();
-  auto check = [](const Tensor& t, const char* name, DType dt, const Shape& shape) {
-    OMNI_CHECK(t.defined(), "W4A16 weight: ", name, " is missing");
-    OMNI_CHECK(t.device() == Device::CPU, "W4A16 weight: ", name, " must be on the CPU");
-    OMNI_CHECK(t.dtype() == dt && t.shape() == shape, "W4A16 weight: ", name, " expected ", dtype_name(dt), " ",
-               shape_str(shape), ", found ", dtype_name(t.dtype()), " ", shape_str(t.shape()));
-  };
-  check(w.qweight, "qweight", DType::I32, {K / 8, N});
-  check(w.scales, "scales", DType::F16, {G, N});
-  check(w.zeros, "zeros", DType::U8, {G, N});
-  if (w.g_idx.defined()) {
-    check(w.g_idx, "g_idx", DType::I32, {K});
-    const int32_t* gi = w.g_idx.data<int32_t>();
-    for (int64_t k = 0; k < K; ++k)
-      OMNI_CHECK(gi[k] >= 0 && gi[k] < G, "W4A16 weight: g_idx[", k, "] = ", gi[k], " is outside [0, ", G, ")");
-  }
-  const uint8_t* z = w.zeros.data<uint8_t>();
-  for (int64_t i = 0; i < G * N; ++i)
-    OMNI_CHECK(z[i] <= 15, "W4A16 weight: zero point ", int{z[i]}, " at index ", i, " is outside 0..15");
-}
-
-}  // namespace
-
-W4A16CpuWeights pack_w4a16_cpu(const GroupedIntWeight& w) {
-  validate(w);
-  const int64_t K = w.in_features, N = w.out_features, G = w.num_groups();
-  const int32_t* gi = w.g_idx.defined() ? w.g_idx.data<int32_t>() : nullptr;
-  auto group_of = [&](int64_t k) -> int64_t { return gi ? gi[k] : k / w.group_size; };
-
-  W4A16CpuWeights out;
-  out.in_features = K;
-  out.out_features = N;
-  out.num_tiles = (N + kTile - 1) / kTile;
-
-  // Order inputs by group (stable), then pad each group to a multiple of 8 so a word row never mixes groups.
-  bool identity = true;
-  for (int64_t k = 0; k < K && identity; ++k) identity = group_of(k) == k / w.group_size;
-  identity = identity && w.group_size % 8 == 0;
-  std::vector<int64_t> segment_group;  // group of each segment
-  if (identity) {
-    out.padded_inputs = K;
-    for (int64_t g = 0; g < G; ++g) {
-      out.segment_rows.push_back(g * w.group_size / 8);
-      segment_group.push_back(g);
-    }
-    out.segment_rows.push_back(K / 8);
-  } else {
-    std::vector<std::vector<int32_t>> members(static_cast<size_t>(G));
-    for (int64_t k = 0; k < K; ++k) members[static_cast<size_t>(group_of(k))].push_back(static_cast<int32_t>(k));
-    for (int64_t g = 0; g < G; ++g) {
-      auto& mem = members[static_cast<size_t>(g)];
-      if (mem.empty()) continue;
-      out.segment_rows.push_back(static_cast<int64_t>(out.input_of_position.size()) / 8);
-      segment_group.push_back(g);
-      out.input_of_position.insert(out.input_of_position.end(), mem.begin(), mem.end());
-      while (out.input_of_position.size() % 8 != 0) out.input_of_position.push_back(-1);
-    }
-    out.padded_inputs = static_cast<int64_t>(out.input_of_position.size());
-    out.segment_rows.push_back(out.padded_inputs / 8);
-  }
-
-  const int64_t rows = out.padded_inputs / 8, S = out.num_segments(), T = out.num_tiles;
-  out.codes = Tensor::empty({T, rows, kTile}, DType::I32);
-  out.scales = Tensor::empty({T, S, kTile}, DType::F16);
-  out.zeros = Tensor::empty({T, S, kTile}, DType::U8);
-  const uint32_t* qw = w.qweight.data<uint32_t>();
-  const uint16_t* sc = w.scales.data<uint16_t>();
-  const uint8_t* zp = w.zeros.data<uint8_t>();
-  uint32_t* codes = out.codes.data<uint32_t>();
-  uint16_t* scales = out.scales.data<uint16_t>();
-  uint8_t* zeros = out.zeros.data<uint8_t>();
-
-  auto code_of = [&](int64_t k, int64_t n) -> uint32_t { return (qw[(k / 8) * N + n] >> (4 * (k % 8))) & 0xfu; };
-  parallel_for(0, T, 1, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) {
-      for (int64_t r = 0; r < rows; ++r) {
-        uint32_t* dst = codes + (t * rows + r) * kTile;
-        for (int64_t lane = 0; lane < kTile; ++lane) {
-          const int64_t n = t * kTile + lane;
-          if (n >= N) {
-            dst[lane] = kPadWord;
-          } else if (identity) {
-            dst[lane] = qw[r * N + n];
-          } else {
-            uint32_t word = 0;
-            for (int64_t j = 0; j < 8; ++j) {
-              const int32_t k = out.input_of_position[static_cast<size_t>(8 * r + j)];
-              word |= (k < 0 ? 8u : code_of(k, n)) << (4 * j);
-            }
-            dst[lane] = word;
-          }
-        }
-      }
-      for (int64_t s = 0; s < S; ++s)
-        for (int64_t lane = 0; lane < kTile; ++lane) {
-          const int64_t n = t * kTile + lane;
-          const int64_t src = segment_group[static_cast<size_t>(s)] * N + n;
-          scales[(t * S + s) * kTile + lane] = n < N ? sc[src] : uint16_t{0};
-          zeros[(t * S + s) * kTile + lane] = n < N ? zp[src] : uint8_t{8};
-        }
-    }
-  });
-  out.symmetric = std::all_of(zeros, zeros + T * S * kTile, [](uint8_t z) { return z == 8; });
-  return out;
-}
-
-namespace {
 
 // Everything a tile kernel needs, with x already in padded-input order.
 struct W4Job {
@@ -155,23 +38,10 @@ struct W4Job {
   int64_t M;
 };
 
-// The packed codes, scales and zero points of tile t (kTile outputs).
-struct TileData {
-  const uint32_t* codes;   // [rows][kTile] words
-  const uint16_t* scales;  // [S][kTile] f16
-  const uint8_t* zeros;    // [S][kTile]
-};
-
-TileData tile_data(const W4A16CpuWeights& w, int64_t t) {
-  const int64_t rows = w.padded_inputs / 8, S = w.num_segments();
-  return {w.codes.data<uint32_t>() + t * rows * kTile, w.scales.data<uint16_t>() + t * S * kTile,
-          w.zeros.data<uint8_t>() + t * S * kTile};
-}
-
 void tile_scalar(const W4Job& job, int64_t t) {
   const W4A16CpuWeights& w = *job.w;
   const int64_t S = w.num_segments(), N = w.out_features, Kp = w.padded_inputs;
-  const auto [codes, scales, zeros] = tile_data(w, t);
+  const auto [codes, scales, zeros] = w4_tile_data(w, t);
   const int64_t lanes = std::min(kTile, N - t * kTile);
   for (int64_t m = 0; m < job.M; ++m) {
     const float* x = job.x + m * Kp;
@@ -200,7 +70,7 @@ template <int MB, int Q>
 void tile_avx512_rows(const W4Job& job, int64_t t, int64_t m0) {
   const W4A16CpuWeights& w = *job.w;
   const int64_t S = w.num_segments(), N = w.out_features, Kp = w.padded_inputs;
-  const auto [codes, scales, zeros] = tile_data(w, t);
+  const auto [codes, scales, zeros] = w4_tile_data(w, t);
   const float* x = job.x + m0 * Kp;
   // vpermps reads only the low 4 bits of each index lane: a nibble shifted down selects (u − 8) directly.
   const __m512 table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
@@ -260,7 +130,7 @@ void tile_avx512_rows(const W4Job& job, int64_t t, int64_t m0) {
 void tile_pair_avx512_m1(const W4Job& job, int64_t t) {
   const W4A16CpuWeights& w = *job.w;
   const int64_t S = w.num_segments(), N = w.out_features;
-  const TileData tiles[2] = {tile_data(w, t), tile_data(w, t + 1)};
+  const W4TileData tiles[2] = {w4_tile_data(w, t), w4_tile_data(w, t + 1)};
   const float* x = job.x;
   const __m512 table = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
   __m512 acc[2][4];
@@ -325,7 +195,7 @@ void tile_avx512(const W4Job& job, int64_t t) {
 void tile_avx2(const W4Job& job, int64_t t) {
   const W4A16CpuWeights& w = *job.w;
   const int64_t S = w.num_segments(), N = w.out_features, Kp = w.padded_inputs;
-  const auto [codes, scales, zeros] = tile_data(w, t);
+  const auto [codes, scales, zeros] = w4_tile_data(w, t);
   const __m256i low4 = _mm256_set1_epi32(0xf);
   for (int64_t m = 0; m < job.M; ++m) {
     const float* x = job.x + m * Kp;
@@ -371,6 +241,13 @@ void tile_avx2(const W4Job& job, int64_t t) {
 
 }  // namespace
 
+namespace {
+std::atomic<W4A16Activations> g_activations{W4A16Activations::Int16};
+}  // namespace
+
+void set_w4a16_cpu_activations(W4A16Activations a) { g_activations.store(a, std::memory_order_relaxed); }
+W4A16Activations w4a16_cpu_activations() { return g_activations.load(std::memory_order_relaxed); }
+
 void w4a16_matmul(float* y, const float* x, const W4A16CpuWeights& w, const float* bias, int64_t M) {
   const int64_t K = w.in_features, Kp = w.padded_inputs, N = w.out_features, S = w.num_segments();
   // Gather x into the packed input order when it is not the identity (act-order or padded groups).
@@ -385,15 +262,6 @@ void w4a16_matmul(float* y, const float* x, const W4A16CpuWeights& w, const floa
       }
     xp = gathered.data();
   }
-  std::vector<float> xs(static_cast<size_t>(M * S));
-  for (int64_t m = 0; m < M; ++m)
-    for (int64_t s = 0; s < S; ++s) {
-      float sum = 0.0f;
-      for (int64_t p = 8 * w.segment_rows[static_cast<size_t>(s)]; p < 8 * w.segment_rows[static_cast<size_t>(s) + 1]; ++p)
-        sum += xp[m * Kp + p];
-      xs[static_cast<size_t>(m * S + s)] = sum;
-    }
-  const W4Job job{&w, xp, xs.data(), y, M};
   const CpuIsa isa = active_cpu_isa();
   // Waking the pool costs tens of microseconds; small layers (decode of a small model) run faster on one thread,
   // so each chunk gets at least ~256K weight-rows of work.
@@ -404,6 +272,36 @@ void w4a16_matmul(float* y, const float* x, const W4A16CpuWeights& w, const floa
       for (int64_t m = 0; m < M; ++m)
         for (int64_t n = t * kTile; n < std::min(N, (t + 1) * kTile); ++n) y[m * N + n] += bias[n];
   };
+  if (M >= kW4PrefillMinRows) {
+    w4a16_prefill(y, xp, w, M);
+    if (bias) parallel_for(0, w.num_tiles, std::max<int64_t>(1, grain), [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) add_bias(t);
+    });
+    return;
+  }
+  if (w4a16_cpu_activations() == W4A16Activations::Int16) {
+    // Reused: decode calls this hundreds of times per token. Workers reach it through `rows`; naming the
+    // thread_local inside the task would give each worker its own, empty, copy.
+    thread_local W4Int16Rows rows_storage;
+    W4Int16Rows& rows = rows_storage;
+    quantize_w4_rows(rows, xp, w, M);
+    parallel_for(0, w.num_tiles, grain, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        w4a16_tile_int16(rows, w, y, M, t, isa);
+        add_bias(t);
+      }
+    });
+    return;
+  }
+  std::vector<float> xs(static_cast<size_t>(M * S));
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t s = 0; s < S; ++s) {
+      float sum = 0.0f;
+      for (int64_t p = 8 * w.segment_rows[static_cast<size_t>(s)]; p < 8 * w.segment_rows[static_cast<size_t>(s) + 1]; ++p)
+        sum += xp[m * Kp + p];
+      xs[static_cast<size_t>(m * S + s)] = sum;
+    }
+  const W4Job job{&w, xp, xs.data(), y, M};
 #if defined(OMNI_CPU_HAVE_AVX512)
   if (M == 1 && isa == CpuIsa::Avx512) {  // decode: tiles in pairs, two memory streams per thread
     const int64_t pairs = (w.num_tiles + 1) / 2;

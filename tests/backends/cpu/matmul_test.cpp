@@ -17,7 +17,9 @@ struct Case {
 
 // Odd sizes on purpose: K and N not multiples of 8/16, M past the 4-row blocks.
 const Case kCases[] = {{1, 1, 1, false},  {1, 17, 33, true},   {2, 16, 4, false},  {3, 100, 7, true},
-                       {5, 64, 64, false}, {8, 300, 129, true}, {257, 67, 45, true}, {1, 4096, 37, false}};
+                       {5, 64, 64, false}, {8, 300, 129, true}, {257, 67, 45, true}, {1, 4096, 37, false},
+                       // The prefill GEMM (M >= 8): several depth blocks of 256, task groups of 64 outputs, edges.
+                       {16, 520, 200, false}, {9, 8, 16, true}, {70, 1030, 64, true}};
 
 std::vector<double> reference(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& b,
                               const Case& c) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <numeric>
 
@@ -97,17 +98,69 @@ std::vector<double> reference(const Unpacked& u, const std::vector<float>& x, co
   return y;
 }
 
+// The integer kernels' error bound for output n of row m: each segment's x is rounded to multiples of
+// s_x = max|x| / 32767, so |Δy| ≤ Σ_seg s_x / 2 · Σ_{k∈seg} |W[n, k]|; plus f32 summation slack.
+std::vector<double> int16_error_bound(const Unpacked& u, const W4A16CpuWeights& p, const std::vector<float>& x,
+                                      int64_t M) {
+  auto input_at = [&](int64_t pos) -> int64_t {
+    return p.input_of_position.empty() ? pos : p.input_of_position[static_cast<size_t>(pos)];
+  };
+  std::vector<double> bound(static_cast<size_t>(M * u.N), 0.0);
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t s = 0; s < p.num_segments(); ++s) {
+      const int64_t p0 = 8 * p.segment_rows[static_cast<size_t>(s)], p1 = 8 * p.segment_rows[static_cast<size_t>(s) + 1];
+      double amax = 0.0;
+      for (int64_t pos = p0; pos < p1; ++pos)
+        if (input_at(pos) >= 0) amax = std::max(amax, std::fabs(double{x[static_cast<size_t>(m * u.K + input_at(pos))]}));
+      for (int64_t n = 0; n < u.N; ++n) {
+        double wsum = 0.0, xwsum = 0.0;
+        for (int64_t pos = p0; pos < p1; ++pos) {
+          const int64_t k = input_at(pos);
+          if (k < 0) continue;
+          wsum += std::fabs(u.weight(n, k));
+          xwsum += std::fabs(u.weight(n, k) * x[static_cast<size_t>(m * u.K + k)]);
+        }
+        bound[static_cast<size_t>(m * u.N + n)] += amax / 32767.0 / 2.0 * wsum + 1e-6 * xwsum;
+      }
+    }
+  return bound;
+}
+
 void check_layer(const Unpacked& u, int64_t M, bool with_bias, uint32_t seed) {
   const W4A16CpuWeights packed = pack_w4a16_cpu(u.pack());
   const auto x = test::random_floats(static_cast<size_t>(M * u.K), seed);
   const auto bias = with_bias ? test::random_floats(static_cast<size_t>(u.N), seed + 1) : std::vector<float>{};
   const auto ref = reference(u, x, bias, M);
-  test::for_each_cpu_isa([&] {
+  auto run = [&] {
     std::vector<float> y(static_cast<size_t>(M * u.N), std::numeric_limits<float>::quiet_NaN());
     w4a16_matmul(y.data(), x.data(), packed, with_bias ? bias.data() : nullptr, M);
-    ASSERT_TRUE(test::all_finite(y.data(), y.size()));
-    EXPECT_LT(test::relative_error(y.data(), ref), 5e-6);
-  });
+    return y;
+  };
+  {
+    SCOPED_TRACE("f32 activations");
+    set_w4a16_cpu_activations(W4A16Activations::F32);
+    test::for_each_cpu_isa([&] {
+      const auto y = run();
+      ASSERT_TRUE(test::all_finite(y.data(), y.size()));
+      EXPECT_LT(test::relative_error(y.data(), ref), 5e-6);
+    });
+  }
+  {
+    SCOPED_TRACE("16-bit integer activations");
+    set_w4a16_cpu_activations(W4A16Activations::Int16);
+    const auto bound = int16_error_bound(u, packed, x, M);
+    std::vector<std::vector<float>> per_isa;
+    test::for_each_cpu_isa([&] {
+      const auto y = run();
+      ASSERT_TRUE(test::all_finite(y.data(), y.size()));
+      for (size_t i = 0; i < y.size(); ++i)
+        ASSERT_LE(std::fabs(y[i] - ref[i]), bound[i]) << "output " << i << " of " << y.size();
+      per_isa.push_back(y);
+    });
+    // The integer sums are exact and every path applies the scales in the same order: bit-identical results.
+    for (size_t i = 1; i < per_isa.size(); ++i)
+      EXPECT_EQ(per_isa[i], per_isa[0]) << "path " << i << " differs from the scalar path";
+  }
 }
 
 TEST(W4A16MatmulTest, GroupSizesShapesAndZeroPoints) {
@@ -124,6 +177,9 @@ TEST(W4A16MatmulTest, GroupSizesShapesAndZeroPoints) {
       {64, 128, 128, 128, Zeros::Random, false},
       // Decode (M = 1) runs tiles of 64 outputs in pairs: odd tile counts leave one tile for the single path.
       {1, 256, 150, 64, Zeros::Random, true},    {1, 128, 300, 128, Zeros::Symmetric, false},
+      // Per-channel over a long K: the packer cuts the group into segments of 16 word rows.
+      {1, 2048, 96, 2048, Zeros::Random, false}, {7, 1024, 64, 1024, Zeros::Symmetric, true},
+      {8, 384, 80, 128, Zeros::Random, true},    // the smallest batch that takes the prefill GEMM
   };
   uint32_t seed = 1;
   for (const Case& c : cases) {
@@ -143,6 +199,33 @@ TEST(W4A16MatmulTest, ActOrderGIdx) {
       check_layer(u, 6, false, 6);
     }
   }
+}
+
+TEST(W4A16MatmulTest, SegmentsNeverExceedSixteenWordRows) {
+  const W4A16CpuWeights p = pack_w4a16_cpu(make_layer(1000, 8, 1000, Zeros::Random, Order::InOrder, 4).pack());
+  ASSERT_EQ(p.segment_rows.front(), 0);
+  ASSERT_EQ(p.segment_rows.back(), 125);
+  for (int64_t s = 0; s < p.num_segments(); ++s) {
+    const int64_t rows = p.segment_rows[static_cast<size_t>(s) + 1] - p.segment_rows[static_cast<size_t>(s)];
+    EXPECT_GT(rows, 0);
+    EXPECT_LE(rows, kW4MaxSegmentRows);
+  }
+}
+
+TEST(W4A16MatmulTest, NonFiniteInputGivesNonFiniteOutputInBothModes) {
+  const Unpacked u = make_layer(256, 64, 128, Zeros::Random, Order::InOrder, 12);
+  const W4A16CpuWeights p = pack_w4a16_cpu(u.pack());
+  for (auto mode : {W4A16Activations::F32, W4A16Activations::Int16}) {
+    set_w4a16_cpu_activations(mode);
+    for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+      auto x = test::random_floats(256, 13);
+      x[200] = bad;  // in the second segment only
+      std::vector<float> y(64, 0.0f);
+      w4a16_matmul(y.data(), x.data(), p, nullptr, 1);
+      for (float v : y) EXPECT_FALSE(std::isfinite(v)) << "input " << bad;
+    }
+  }
+  set_w4a16_cpu_activations(W4A16Activations::Int16);
 }
 
 TEST(W4A16MatmulTest, RepackIsAPurePermutationOfCodes) {
