@@ -7,12 +7,15 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <vector>
 
+#include "backends/cpu/cpu_isa.h"
 #include "backends/cpu/matmul.h"
+#include "backends/cpu/read_bandwidth.h"
 #include "backends/cpu/w4a16_matmul.h"
 #include "core/half.h"
 #include "core/thread_pool.h"
@@ -118,37 +121,13 @@ void BM_MatmulW4A16(benchmark::State& state) { run_w4a16(state, W4A16Activations
 // Exact f32 activations in the small-batch kernels (the reference path).
 void BM_MatmulW4A16F32Act(benchmark::State& state) { run_w4a16(state, W4A16Activations::F32); }
 
-// Streaming read of 1 GiB with all threads: the bandwidth the memory-bound kernels are measured against. Each
-// thread reads its share as kStreams interleaved sequential streams, as the dense matmul reads several weight
-// rows at once; one stream per core leaves the prefetchers short of parallelism and under-reports the peak.
+// Streaming read of 1 GiB with all threads (backends/cpu/read_bandwidth.h): the bandwidth the memory-bound
+// kernels are measured against.
 void BM_MemoryReadBandwidth(benchmark::State& state) {
-  constexpr int64_t kStreams = 4;
   const size_t bytes = size_t{1} << 30;
-  const int64_t words = static_cast<int64_t>(bytes / sizeof(uint64_t));
-  std::vector<uint64_t> buf(static_cast<size_t>(words));
-  parallel_for(0, words, 1 << 20, [&](int64_t a, int64_t b) {
-    for (int64_t j = a; j < b; ++j) buf[static_cast<size_t>(j)] = static_cast<uint64_t>(j) * 2654435761u;
-  });
-  std::vector<uint64_t> partial(1024);
-  for (auto _ : state) {
-    const int64_t chunks = num_threads();
-    parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
-      for (int64_t c = c0; c < c1; ++c) {
-        const int64_t lo = words * c / chunks, hi = words * (c + 1) / chunks, len = (hi - lo) / kStreams;
-        const uint64_t* p[kStreams];
-        for (int64_t s = 0; s < kStreams; ++s) p[s] = buf.data() + lo + s * len;
-        uint64_t sum[kStreams][8] = {};  // integer sums vectorise without -ffast-math
-        for (int64_t j = 0; j + 8 <= len; j += 8)
-          for (int64_t s = 0; s < kStreams; ++s)
-            for (int64_t l = 0; l < 8; ++l) sum[s][l] += p[s][j + l];
-        uint64_t total = 0;
-        for (auto& row : sum)
-          for (uint64_t v : row) total += v;
-        partial[static_cast<size_t>(c)] = total;
-      }
-    });
-    benchmark::DoNotOptimize(partial.data());
-  }
+  std::vector<uint64_t> buf(bytes / sizeof(uint64_t));
+  for (size_t j = 0; j < buf.size(); ++j) buf[j] = j * 2654435761u;
+  for (auto _ : state) benchmark::DoNotOptimize(cpu_read_pass(buf.data(), bytes));
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(bytes) * static_cast<double>(state.iterations()) / 1e9,
                                               benchmark::Counter::kIsRate);
   state.counters["threads"] = num_threads();
@@ -169,12 +148,27 @@ BENCHMARK(BM_MatmulF32)->Apply(shapes);
 }  // namespace
 }  // namespace omni
 
-// --threads=N sets the pool size (default: the machine's cores); the rest goes to Google Benchmark.
+// --threads=N sets the pool size (default: the machine's cores), --isa=scalar|avx2|avx512 the SIMD path (default:
+// the fastest compiled); the rest goes to Google Benchmark.
 int main(int argc, char** argv) {
   std::vector<char*> rest;
   for (int i = 0; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--threads=", 10) == 0) omni::set_num_threads(std::atoi(argv[i] + 10));
-    else rest.push_back(argv[i]);
+    if (std::strncmp(argv[i], "--threads=", 10) == 0) {
+      omni::set_num_threads(std::atoi(argv[i] + 10));
+    } else if (std::strncmp(argv[i], "--isa=", 6) == 0) {
+      bool found = false;
+      for (omni::CpuIsa isa : omni::compiled_cpu_isas())
+        if (omni::cpu_isa_name(isa) == argv[i] + 6) {
+          omni::set_active_cpu_isa(isa);
+          found = true;
+        }
+      if (!found) {
+        std::fprintf(stderr, "matmul_bench: --isa=%s is not compiled into this binary\n", argv[i] + 6);
+        return 1;
+      }
+    } else {
+      rest.push_back(argv[i]);
+    }
   }
   int n = static_cast<int>(rest.size());
   benchmark::Initialize(&n, rest.data());

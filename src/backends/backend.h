@@ -30,6 +30,9 @@ class PreparedLinear {
   int64_t in_features = 0;
   int64_t out_features = 0;
   bool has_bias = false;
+  // Bytes of weight data (codes, scales, zero points or dense values, bias excluded) one use reads: what a decode
+  // step streams from memory for this layer, the numerator of a bandwidth roofline.
+  int64_t weight_bytes = 0;
 };
 
 // The op families, for supports().

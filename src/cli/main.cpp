@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   add(omni::cli::add_inspect_command);
   add(omni::cli::add_quantize_command);
   add(omni::cli::add_eval_command);
+  add(omni::cli::add_bench_command);
 
   try {
     app.parse(argc, argv);

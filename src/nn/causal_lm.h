@@ -30,6 +30,7 @@ struct LoadReport {
   std::string quant_format;  // "" for a 16-bit checkpoint
   // How the backend holds the Linears (PreparedLinear::layout(), e.g. "w4a16", "dense BF16"), with counts.
   std::map<std::string, int64_t> linear_layouts;
+  int64_t linear_weight_bytes = 0;  // Σ PreparedLinear::weight_bytes, the LM head included
   // "56 w4a16, 1 dense BF16"
   std::string layouts_summary() const {
     std::string s;

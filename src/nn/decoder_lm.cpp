@@ -68,6 +68,7 @@ class Loader {
     if (bias) w.bias = dense(prefix + ".bias", {out});
     auto prepared = backend_.prepare_linear(w);
     ++report_.linear_layouts[prepared->layout()];
+    report_.linear_weight_bytes += prepared->weight_bytes;
     return prepared;
   }
 
@@ -92,6 +93,7 @@ class Loader {
       head.dense = dense(n.embed_tokens, {s.vocab_size, s.hidden_size});
       w.lm_head = backend_.prepare_linear(head);
       ++report_.linear_layouts[w.lm_head->layout()];
+      report_.linear_weight_bytes += w.lm_head->weight_bytes;
     } else {
       const std::string head = n.lm_head.substr(0, n.lm_head.size() - std::string(".weight").size());
       w.lm_head = linear(head, s.hidden_size, s.vocab_size, false);

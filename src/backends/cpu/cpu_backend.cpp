@@ -108,6 +108,8 @@ std::shared_ptr<const PreparedLinear> CpuBackend::prepare_linear(const LinearWei
   }
   p->in_features = w.in_features();
   p->out_features = w.out_features();
+  p->weight_bytes = static_cast<int64_t>(
+      p->is_quantized ? p->w4.codes.nbytes() + p->w4.scales.nbytes() + p->w4.zeros.nbytes() : p->dense.nbytes());
   p->bias = bias_to_f32(w.bias, p->out_features);
   p->has_bias = !p->bias.empty();
   return p;

@@ -299,6 +299,11 @@ std::shared_ptr<const PreparedLinear> CudaBackend::prepare_linear(const LinearWe
     p->bias = upload(w.bias.to(DType::F32));
     p->has_bias = true;
   }
+  if (p->w4a16) {
+    for (const Tensor& b : p->buffers) p->weight_bytes += static_cast<int64_t>(b.nbytes());
+  } else {
+    p->weight_bytes = static_cast<int64_t>(p->dense.nbytes());
+  }
   return p;
 }
 
