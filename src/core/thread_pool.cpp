@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -13,7 +14,31 @@ namespace {
 
 thread_local bool t_inside_worker = false;
 
-// Workers sleep until a job is posted, then claim chunks through an atomic counter. The caller works too.
+// How long an idle thread spins (checking an atomic) before it sleeps on a condition variable. A decode step
+// posts hundreds of small jobs per token, a few microseconds apart; waking a sleeping thread costs tens of
+// microseconds (more in a VM), so workers that just finished a job, and a caller waiting for the last chunk, spin
+// for a while first. Past this they sleep, so an idle pool costs nothing.
+constexpr auto kSpinFor = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Spins until done() or kSpinFor has passed; returns done().
+template <class Done>
+bool spin_until(const Done& done) {
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    cpu_relax();
+    if ((i & 255) == 255 && std::chrono::steady_clock::now() - start > kSpinFor) return done();
+  }
+}
+
+// Workers wait (spin, then sleep) until a job is posted, then claim chunks through an atomic counter. The caller
+// works too.
 class ThreadPool {
  public:
   explicit ThreadPool(int n) : size_(std::max(1, n)) {
@@ -22,7 +47,7 @@ class ThreadPool {
   ~ThreadPool() {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
+      stop_.store(true);
     }
     cv_.notify_all();
     for (auto& t : workers_) t.join();
@@ -31,19 +56,22 @@ class ThreadPool {
 
   void run(int64_t chunks, const std::function<void(int64_t)>& chunk_fn) {
     std::lock_guard<std::mutex> serial(run_mu_);  // one job at a time
+    job_ = &chunk_fn;
+    job_chunks_ = chunks;
+    next_chunk_.store(0);
+    error_ = nullptr;
+    pending_.store(static_cast<int>(workers_.size()));
     {
+      // Under mu_ so that a worker checking the generation before it sleeps cannot miss this job.
       std::lock_guard<std::mutex> lock(mu_);
-      job_ = &chunk_fn;
-      job_chunks_ = chunks;
-      next_chunk_.store(0);
-      pending_ = static_cast<int>(workers_.size());
-      error_ = nullptr;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
-    cv_.notify_all();
+    cv_.notify_all();  // no system call when every worker is still spinning
     work();
-    std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [this] { return pending_ == 0; });
+    if (!spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) {
+      std::unique_lock<std::mutex> lock(mu_);
+      done_cv_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
+    }
     job_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -68,18 +96,18 @@ class ThreadPool {
   void worker_loop() {
     uint64_t seen = 0;
     for (;;) {
-      {
+      auto posted = [&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; };
+      if (!spin_until(posted)) {
         std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
-        if (stop_) return;
-        seen = generation_;
+        cv_.wait(lock, posted);
       }
+      if (stop_.load()) return;
+      seen = generation_.load(std::memory_order_acquire);
       work();
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        --pending_;
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mu_);  // the caller may be between its check and its sleep
+        done_cv_.notify_one();
       }
-      done_cv_.notify_one();
     }
   }
 
@@ -90,9 +118,9 @@ class ThreadPool {
   const std::function<void(int64_t)>* job_ = nullptr;
   int64_t job_chunks_ = 0;
   std::atomic<int64_t> next_chunk_{0};
-  int pending_ = 0;
-  uint64_t generation_ = 0;
-  bool stop_ = false;
+  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
   std::exception_ptr error_;
 };
 
