@@ -167,8 +167,10 @@ std::function<int()> add_quantize_command(CLI::App& app) {
   sub->add_option("--dataset", a->opt.dataset, "calibration text: one sample per line, or JSONL with \"text\" "
                                                "(default: MODEL_DIR/calibration.txt)")
       ->check(CLI::ExistingFile);
-  sub->add_option("--calib-policy", a->calib_policy, "concat (default) or skip short texts")
-      ->check(CLI::IsMember({"concat", "skip"}));
+  sub->add_option("--calib-policy", a->calib_policy,
+                  "how texts become samples: concat (default; joined with <|endoftext|>), skip (texts of at least "
+                  "seqlen tokens, truncated), stream (the file as one document, random windows), chat (ChatML turns)")
+      ->check(CLI::IsMember({"concat", "skip", "stream", "chat"}));
   sub->add_option("--seed", a->opt.seed, "seed of the sample order (default 42)");
   sub->add_flag("--resume", a->opt.resume, "continue an interrupted run from OUT_DIR.partial");
   sub->add_flag("--overwrite", a->opt.overwrite, "replace an existing output directory");

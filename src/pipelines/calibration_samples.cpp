@@ -4,17 +4,26 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "io/tokenizers/chat_format.h"
 
 namespace omni {
 
 CalibrationPolicy parse_calibration_policy(std::string_view name) {
   if (name == "concat") return CalibrationPolicy::Concat;
   if (name == "skip") return CalibrationPolicy::Skip;
-  OMNI_FAIL("unknown calibration policy \"", name, "\"; expected \"concat\" or \"skip\"");
+  if (name == "stream") return CalibrationPolicy::Stream;
+  if (name == "chat") return CalibrationPolicy::Chat;
+  OMNI_FAIL("unknown calibration policy \"", name, "\"; expected concat, skip, stream or chat");
 }
 
 const char* calibration_policy_name(CalibrationPolicy policy) {
-  return policy == CalibrationPolicy::Concat ? "concat" : "skip";
+  switch (policy) {
+    case CalibrationPolicy::Concat: return "concat";
+    case CalibrationPolicy::Skip: return "skip";
+    case CalibrationPolicy::Stream: return "stream";
+    case CalibrationPolicy::Chat: return "chat";
+  }
+  return "unknown";
 }
 
 int32_t text_separator_id(const Tokenizer& tokenizer) {
@@ -46,18 +55,39 @@ std::vector<std::vector<int32_t>> build_calibration_samples(const Tokenizer& tok
   int64_t used = 0, skipped = 0, stream_tokens = 0;
   const size_t want = static_cast<size_t>(nsamples);
 
-  if (policy == CalibrationPolicy::Concat) {
-    const int32_t separator = text_separator_id(tokenizer);
+  if (policy == CalibrationPolicy::Stream) {
+    // The whole document first (its windows are chosen from all of it), then a seeded choice of windows.
+    std::vector<int32_t> stream;
+    for (const std::string& text : texts) {
+      const std::vector<int32_t> ids = tokenizer.encode(text + "\n");
+      stream.insert(stream.end(), ids.begin(), ids.end());
+      ++used;
+    }
+    stream_tokens = static_cast<int64_t>(stream.size());
+    std::vector<size_t> windows(stream.size() / static_cast<size_t>(seqlen));
+    std::iota(windows.begin(), windows.end(), size_t{0});
+    SplitMix64 window_rng(seed);
+    shuffle(windows, window_rng);
+    if (windows.size() > want) windows.resize(want);
+    for (size_t w : windows) {
+      const auto begin = stream.begin() + static_cast<std::ptrdiff_t>(w * static_cast<size_t>(seqlen));
+      samples.emplace_back(begin, begin + static_cast<std::ptrdiff_t>(seqlen));
+    }
+  } else if (policy == CalibrationPolicy::Concat || policy == CalibrationPolicy::Chat) {
+    const bool chat = policy == CalibrationPolicy::Chat;
+    const int32_t separator = chat ? -1 : text_separator_id(tokenizer);
     std::vector<int32_t> pending;  // tokens not yet cut into a sample
     for (size_t k = 0; k < order.size() && samples.size() < want; ++k) {
-      const std::vector<int32_t> ids = tokenizer.encode(texts[order[k]]);
+      const std::string& text = texts[order[k]];
+      const std::vector<int32_t> ids =
+          chat ? tokenizer.encode(format_chatml({{"user", text}}, /*add_generation_prompt=*/true)) : tokenizer.encode(text);
       if (ids.empty()) {
         ++skipped;
         continue;
       }
-      if (used > 0) pending.push_back(separator);
+      if (used > 0 && !chat) pending.push_back(separator);
       pending.insert(pending.end(), ids.begin(), ids.end());
-      stream_tokens += static_cast<int64_t>(ids.size()) + (used > 0 ? 1 : 0);
+      stream_tokens += static_cast<int64_t>(ids.size()) + (used > 0 && !chat ? 1 : 0);
       ++used;
       size_t start = 0;
       while (pending.size() - start >= static_cast<size_t>(seqlen) && samples.size() < want) {
@@ -81,13 +111,14 @@ std::vector<std::vector<int32_t>> build_calibration_samples(const Tokenizer& tok
   }
 
   const int64_t found = static_cast<int64_t>(samples.size());
+  const bool joined = policy != CalibrationPolicy::Skip;
   log(str_cat("calibration: policy ", calibration_policy_name(policy), ", ", found, " samples of ", seqlen,
               " tokens from ", used, " texts (", skipped,
-              policy == CalibrationPolicy::Concat ? " empty texts skipped" : " texts shorter than seqlen skipped",
-              ", ", texts.size(), " in the dataset, seed ", seed, ")"));
+              joined ? " empty texts skipped" : " texts shorter than seqlen skipped", ", ", texts.size(),
+              " in the dataset, seed ", seed, ")"));
   if (found < nsamples) {
     const std::string what =
-        policy == CalibrationPolicy::Concat
+        joined
             ? str_cat("the ", texts.size(), " texts give only ", stream_tokens, " tokens joined, i.e. ", found,
                       " samples of ", seqlen, " tokens, but ", nsamples,
                       " were asked for; lower nsamples or seqlen, or use a larger dataset")

@@ -1,5 +1,5 @@
 // Calibration samples for AutoRound (AUTOROUND.md §1 step 1): `nsamples` token sequences of exactly `seqlen`
-// tokens, drawn from texts in a seeded shuffled order (SplitMix64 + Fisher–Yates, core/rng.h) that the Python
+// tokens, drawn from texts with a seeded shuffle (SplitMix64 + Fisher–Yates, core/rng.h) that the Python
 // reference tools replay.
 #pragma once
 
@@ -14,7 +14,7 @@
 
 namespace omni {
 
-// What to do with texts shorter than seqlen.
+// How texts become samples.
 enum class CalibrationPolicy {
   // Tokenize every text (in the shuffled order), join them with the separator token (<|endoftext|>, else the
   // tokenizer's first eos id) between texts, and cut the stream into consecutive seqlen-token chunks; a final
@@ -22,9 +22,18 @@ enum class CalibrationPolicy {
   Concat,
   // Use only texts of at least seqlen tokens, each truncated to its first seqlen tokens.
   Skip,
+  // The texts in file order as one document, each followed by "\n" (how the lines of a text file run on), as one
+  // token stream; the samples are nsamples of its consecutive seqlen-token windows, chosen by the seeded shuffle
+  // (no two overlap). No separator token appears that the text itself does not hold. Each text is tokenized on
+  // its own (with its "\n"), which equals tokenizing the document wherever the pre-tokenizer splits at newlines.
+  Stream,
+  // Every text as a one-turn ChatML conversation (the user's message, then the assistant's turn opened), joined
+  // in the shuffled order and cut as Concat does but without a separator: the chat markers delimit the texts.
+  // For instruct models, whose inputs look like this.
+  Chat,
 };
 
-CalibrationPolicy parse_calibration_policy(std::string_view name);  // "concat" or "skip"
+CalibrationPolicy parse_calibration_policy(std::string_view name);  // "concat", "skip", "stream" or "chat"
 const char* calibration_policy_name(CalibrationPolicy policy);
 
 struct CalibrationExtras {

@@ -2,6 +2,8 @@
 // policies, seeded order, exact lengths, too few samples), using the shipped tiny model's tokenizer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "support/error_of.h"
 
 #include <filesystem>
@@ -139,6 +141,53 @@ TEST(CalibrationSamples, ConcatCutsTheSeededStreamIntoExactChunks) {
   EXPECT_NE(logs[0].find("12 samples of 50 tokens"), std::string::npos) << logs[0];
 }
 
+TEST(CalibrationSamples, StreamTakesSeededWindowsOfTheDocumentInFileOrder) {
+  const Tokenizer& tok = tiny_tokenizer();
+  const std::vector<std::string> texts = varied_texts(60);
+  const int64_t seqlen = 40, nsamples = 10;
+  std::string log;
+  CalibrationExtras extras;
+  extras.log = [&](const std::string& line) { log += line; };
+  const auto samples = build_calibration_samples(tok, texts, nsamples, seqlen, 5, CalibrationPolicy::Stream, extras);
+  // The expected document, from the definition: every text in file order followed by "\n", no separator token.
+  std::vector<int32_t> stream;
+  for (const std::string& t : texts) {
+    const auto ids = tok.encode(t + "\n");
+    stream.insert(stream.end(), ids.begin(), ids.end());
+  }
+  const int32_t eot = *tok.token_to_id("<|endoftext|>");
+  ASSERT_EQ(std::count(stream.begin(), stream.end(), eot), 0);
+  const size_t windows = stream.size() / 40;
+  ASSERT_GT(windows, 10u);
+  std::vector<size_t> expected = shuffled_order(windows, 5);  // window indices, seeded
+  ASSERT_EQ(samples.size(), 10u);
+  for (size_t i = 0; i < samples.size(); ++i) {
+    const auto begin = stream.begin() + static_cast<std::ptrdiff_t>(expected[i] * 40);
+    EXPECT_EQ(samples[i], std::vector<int32_t>(begin, begin + 40)) << "sample " << i;
+  }
+  EXPECT_NE(log.find("policy stream, 10 samples of 40 tokens from 60 texts"), std::string::npos) << log;
+  // Asking for more windows than the document has fails with the count it gives.
+  expect_error_containing(
+      [&] { build_calibration_samples(tok, texts, static_cast<int64_t>(windows) + 1, seqlen, 5, CalibrationPolicy::Stream); },
+      {"policy stream", std::to_string(windows) + " samples of 40 tokens"});
+}
+
+TEST(CalibrationSamples, ChatWrapsEachTextInAChatMLTurnWithoutSeparators) {
+  const Tokenizer& tok = tiny_tokenizer();
+  const std::vector<std::string> texts = varied_texts(30);
+  const auto samples = build_calibration_samples(tok, texts, 6, 32, 3, CalibrationPolicy::Chat);
+  std::vector<int32_t> stream;
+  for (size_t k : shuffled_order(texts.size(), 3)) {
+    const auto ids = tok.encode("<|im_start|>user\n" + texts[k] + "<|im_end|>\n<|im_start|>assistant\n");
+    stream.insert(stream.end(), ids.begin(), ids.end());
+  }
+  ASSERT_EQ(samples.size(), 6u);
+  for (size_t i = 0; i < samples.size(); ++i)
+    EXPECT_EQ(samples[i], std::vector<int32_t>(stream.begin() + static_cast<std::ptrdiff_t>(i * 32),
+                                               stream.begin() + static_cast<std::ptrdiff_t>((i + 1) * 32)))
+        << "sample " << i;
+}
+
 TEST(CalibrationSamples, SkipUsesOnlyLongTextsTruncated) {
   const Tokenizer& tok = tiny_tokenizer();
   const std::vector<std::string> texts = varied_texts(60);
@@ -217,7 +266,11 @@ TEST(CalibrationSamples, BadArgumentsAndPolicyNames) {
   expect_error_containing([&] { build_calibration_samples(tok, {}, 2, 8, 42, CalibrationPolicy::Concat); }, {"text"});
   EXPECT_EQ(parse_calibration_policy("concat"), CalibrationPolicy::Concat);
   EXPECT_EQ(parse_calibration_policy("skip"), CalibrationPolicy::Skip);
-  expect_error_containing([&] { parse_calibration_policy("pad"); }, {"pad", "concat", "skip"});
+  EXPECT_EQ(parse_calibration_policy("stream"), CalibrationPolicy::Stream);
+  EXPECT_EQ(parse_calibration_policy("chat"), CalibrationPolicy::Chat);
+  for (auto p : {CalibrationPolicy::Concat, CalibrationPolicy::Skip, CalibrationPolicy::Stream, CalibrationPolicy::Chat})
+    EXPECT_EQ(parse_calibration_policy(calibration_policy_name(p)), p);
+  expect_error_containing([&] { parse_calibration_policy("pad"); }, {"pad", "concat", "skip", "stream", "chat"});
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ struct AutoRoundOptions {
   bool enable_quanted_input = true;   // tune block i on the outputs of the quantized blocks 0..i-1
   bool enable_minmax_tuning = true;   // tune alpha/beta as well as V
   std::string dataset;                // text or JSONL file
-  std::string calibration_policy = "concat";  // "concat" or "skip"
+  std::string calibration_policy = "concat";  // concat, skip, stream or chat (calibration_samples.h)
   QuantizedCheckpointFormat format = QuantizedCheckpointFormat::AutoRound;
   bool resume = false;     // continue an interrupted run from OUT_DIR.partial
   bool overwrite = false;  // replace an existing OUT_DIR
