@@ -263,10 +263,11 @@ void w4a16_matmul(float* y, const float* x, const W4A16CpuWeights& w, const floa
     xp = gathered.data();
   }
   const CpuIsa isa = active_cpu_isa();
-  // Waking the pool costs tens of microseconds; small layers (decode of a small model) run faster on one thread,
-  // so each chunk gets at least ~256K weight-rows of work.
+  // Each chunk gets at least ~64K weights × rows of work: enough that handing it to a (spinning) worker is
+  // cheap, small enough that a decode layer of a small model (16 tiles at 1024 outputs) splits into chunks that
+  // balance between threads.
   const int64_t tile_work = kTile * Kp * M;
-  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, tile_work));
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, tile_work));
   auto add_bias = [&](int64_t t) {
     if (bias)
       for (int64_t m = 0; m < M; ++m)
