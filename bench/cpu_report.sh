@@ -75,5 +75,5 @@ for th in 2 "$all"; do
   done
 done
 # Everything but the checkpoints in one archive (a remote machine may return only a few files).
-tar czf "$out/logs.tar.gz" -C "$out" --exclude=ckpt --exclude=ckpt-w4a16 --exclude=logs.tar.gz .
+tar czf "$out.logs.tar.gz" -C "$out" --exclude=ckpt --exclude=ckpt-w4a16 . && mv "$out.logs.tar.gz" "$out/logs.tar.gz"
 echo "report: $report"
