@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "backends/cpu/read_bandwidth.h"
+#include "cli/option_checks.h"
 #include "cli/backend_options.h"
 #include "cli/commands.h"
 #include "core/thread_pool.h"
@@ -69,10 +70,10 @@ std::function<int()> add_bench_command(CLI::App& app) {
   CLI::App* sub = bench->add_subcommand("decode", "prefill and decode speed on random prompts, with the roofline");
   sub->add_option("model_dir", args->model_dir, "Hugging Face model directory")->required()->check(CLI::ExistingDirectory);
   sub->add_option("--prompt-tokens", args->options.prompt_tokens, "prefill length (default 64)")
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--tokens", args->options.decode_tokens, "decode steps timed (default 128)")->check(CLI::PositiveNumber);
+      ->check(omni::cli::positive());
+  sub->add_option("--tokens", args->options.decode_tokens, "decode steps timed (default 128)")->check(omni::cli::positive());
   sub->add_option("--repeat", args->options.repeats, "timed runs after one warm-up run (default 5)")
-      ->check(CLI::Range(1, 1000));
+      ->check(omni::cli::in_range(1, 1000));
   sub->add_option("--seed", args->options.seed, "seed of the random prompts (default 0)");
   add_backend_options(sub, &args->backend, /*with_dtype=*/true);
   return [args, sub]() -> int {

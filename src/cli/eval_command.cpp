@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "core/thread_pool.h"
 #include "io/file_util.h"
 #include "io/tokenizers/tokenizer.h"
@@ -154,10 +155,10 @@ std::function<int()> add_eval_command(CLI::App& app) {
       ->check(CLI::ExistingFile);
   sub->add_option("--reference", a->reference_dir, "reference model (usually the BF16 original) for ΔPPL, KLD, top-1")
       ->check(CLI::ExistingDirectory);
-  sub->add_option("--ctx", a->ctx, "tokens per evaluation window (default 512)")->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
+  sub->add_option("--ctx", a->ctx, "tokens per evaluation window (default 512)")->check(omni::cli::in_range(2, 1 << 20));
   sub->add_option("--max-tokens", a->max_tokens, "use only the first N tokens of the dataset (0 = all)")
-      ->check(CLI::NonNegativeNumber);
-  sub->add_option("--max-windows", a->max_windows, "evaluate at most N windows (0 = all)")->check(CLI::NonNegativeNumber);
+      ->check(omni::cli::non_negative());
+  sub->add_option("--max-windows", a->max_windows, "evaluate at most N windows (0 = all)")->check(omni::cli::non_negative());
   sub->add_option("--json", a->json_path, "also write the numbers to this JSON file");
   add_backend_options(sub, &a->backend, /*with_dtype=*/true);
   return [a] { return run_eval(*a); };

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "core/thread_pool.h"
 #include "io/tokenizers/chat_format.h"
 #include "io/tokenizers/tokenizer.h"
@@ -73,10 +74,10 @@ std::function<int()> add_generate_command(CLI::App& app) {
   sub->add_option("model_dir", args->model_dir, "Hugging Face model directory")->required()->check(CLI::ExistingDirectory);
   sub->add_option("-p,--prompt", args->prompt, "prompt text")->required();
   sub->add_option("-n,--max-new-tokens", args->max_new_tokens, "tokens to generate (default 64)")
-      ->check(CLI::NonNegativeNumber);
-  sub->add_option("--temperature", args->temperature, "0 = greedy (default)")->check(CLI::Range(0.0f, 100.0f));
-  sub->add_option("--top-k", args->top_k, "keep the k most likely tokens (0 = off)")->check(CLI::NonNegativeNumber);
-  sub->add_option("--top-p", args->top_p, "nucleus sampling mass (1 = off)")->check(CLI::Range(0.0f, 1.0f));
+      ->check(omni::cli::non_negative());
+  sub->add_option("--temperature", args->temperature, "0 = greedy (default)")->check(omni::cli::in_range(0, 100));
+  sub->add_option("--top-k", args->top_k, "keep the k most likely tokens (0 = off)")->check(omni::cli::non_negative());
+  sub->add_option("--top-p", args->top_p, "nucleus sampling mass (1 = off)")->check(omni::cli::in_range(0, 1, /*lo_open=*/true));
   sub->add_option("--seed", args->seed, "sampling seed (default 42)");
   sub->add_flag("--chat", args->chat, "wrap the prompt in the ChatML chat format");
   add_backend_options(sub, &args->backend, /*with_dtype=*/true);

@@ -4,10 +4,12 @@
 
 #include <exception>
 #include <iostream>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "core/thread_pool.h"
 
 int main(int argc, char** argv) {
@@ -15,7 +17,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // global options such as --threads may also follow the sub-command
   int threads = 0;
-  app.add_option("--threads", threads, "worker threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  app.add_option("--threads", threads, "worker threads (default: all cores)")->check(omni::cli::non_negative());
   app.set_version_flag("--version", std::string("omniround ") + OMNI_VERSION);
 
   std::vector<std::pair<CLI::App*, std::function<int()>>> commands;
@@ -30,6 +32,27 @@ int main(int argc, char** argv) {
   add(omni::cli::add_eval_command);
   add(omni::cli::add_bench_command);
 
+  // A first word that names no command: say so and list them (CLI11 would only say that one is required).
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--threads") {
+      ++i;  // its value
+      continue;
+    }
+    if (arg.empty() || arg[0] == '-') continue;
+    bool known = false;
+    std::string names;
+    for (const auto& [sub, action] : commands) {
+      known = known || sub->get_name() == arg;
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::cerr << "omniround: unknown command '" << arg << "'; expected one of: " << names
+                << " (omniround --help lists them)\n";
+      return static_cast<int>(CLI::ExitCodes::ExtrasError);
+    }
+    break;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
+#include "cli/option_checks.h"
 #include "cli/backend_options.h"
 #include "core/process_stats.h"
 #include "core/error.h"
@@ -67,8 +68,6 @@ int run_quantize_checked(QuantizeArgs& a) {
   if (a.iters >= 0) o.iters = a.iters;
   if (a.nsamples >= 0) o.nsamples = a.nsamples;
   // CLI11's number checks let "nan" through (every comparison with NaN is false): refuse it here, by name.
-  OMNI_CHECK(!std::isnan(a.lr), "--lr must be a positive number, found nan");
-  OMNI_CHECK(!std::isnan(a.opt.minmax_lr), "--minmax-lr must be a positive number, found nan");
   if (a.lr >= 0) o.lr = a.lr;
   o.scheme = QuantScheme{a.bits, a.group_size, !a.asym};
   o.format = parse_quantized_checkpoint_format(a.format);
@@ -145,16 +144,16 @@ std::function<int()> add_quantize_command(CLI::App& app) {
       ->check(CLI::IsMember({-1, 32, 64, 128, 256}));
   sub->add_flag("--asym", a->asym, "asymmetric (zero point) instead of full-range symmetric; auto_gptq format only");
   sub->add_option("--iters", a->iters, "tuning iterations per block (default 200; 0 = RTN)")
-      ->check(CLI::NonNegativeNumber);
-  sub->add_option("--nsamples", a->nsamples, "calibration samples (default 128)")->check(CLI::PositiveNumber);
+      ->check(omni::cli::non_negative());
+  sub->add_option("--nsamples", a->nsamples, "calibration samples (default 128)")->check(omni::cli::positive());
   sub->add_option("--seqlen", a->opt.seqlen, "tokens per calibration sample (default 2048)")
-      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
-  sub->add_option("--batch-size", a->opt.batch_size, "samples per mini-batch (default 8)")->check(CLI::PositiveNumber);
+      ->check(omni::cli::in_range(2, 1 << 20));
+  sub->add_option("--batch-size", a->opt.batch_size, "samples per mini-batch (default 8)")->check(omni::cli::positive());
   sub->add_option("--grad-accum", a->opt.grad_accum, "mini-batches per update (default 1)")
-      ->check(CLI::PositiveNumber);
-  sub->add_option("--lr", a->lr, "learning rate of V (default 1/iters)")->check(CLI::PositiveNumber);
+      ->check(omni::cli::positive());
+  sub->add_option("--lr", a->lr, "learning rate of V (default 1/iters)")->check(omni::cli::positive());
   sub->add_option("--minmax-lr", a->opt.minmax_lr, "learning rate of alpha/beta (default: --lr)")
-      ->check(CLI::PositiveNumber);
+      ->check(omni::cli::positive());
   sub->add_option("--recipe", a->recipe, "light (50 iters, lr 5e-3), default (200) or best (1000 iters, 512 samples)")
       ->check(CLI::IsMember({"light", "default", "best"}));
   sub->add_flag("--rtn", a->rtn, "round-to-nearest: no calibration, streams tensor by tensor");

@@ -366,6 +366,19 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
       OMNI_CHECK(file_exists((fs::path(dir) / shard).string()), index_path, ": shard ", in_quotes(shard),
                  " (listed for tensor ", in_quotes(name), ") does not exist in ", dir);
   } else {
+    // Something named model.safetensors that is not a readable regular file: say what it is, rather than that
+    // there is none.
+    const fs::file_status link = fs::symlink_status(single_path, ec);
+    if (!ec && fs::exists(link)) {
+      const fs::file_status target = fs::status(single_path, ec);
+      OMNI_CHECK(!ec || ec == std::errc::no_such_file_or_directory, single_path, ": cannot be opened (",
+                 ec.message(), ")");
+      OMNI_CHECK(!(fs::is_symlink(link) && !fs::exists(target)), single_path, " is a symbolic link to ",
+                 fs::read_symlink(single_path, ec).string(), ", which does not exist");
+      OMNI_FAIL(single_path, " is not a regular file (it is ",
+                fs::is_directory(target) ? "a directory" : fs::is_fifo(target) ? "a FIFO" : "a special file",
+                "); expected the checkpoint's weights");
+    }
     const std::vector<std::string> found = safetensors_files_in(dir);
     if (found.size() != 1) {
       std::string listing;

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "io/tokenizers/utf8.h"
 
 namespace omni {
 namespace {
@@ -68,6 +69,9 @@ std::vector<std::string> read_text_dataset(const std::string& path) {
   for_each_line(text, [&](std::string_view line, int64_t number) {
     if (is_blank(line)) return;
     if (!jsonl) {
+      const size_t bad = utf8::first_invalid(line);
+      OMNI_CHECK(bad == line.size(), "dataset ", path, " line ", number, ": not valid UTF-8 at byte ", bad + 1,
+                 " of the line (the dataset must be UTF-8 text)");
       samples.emplace_back(line);
       return;
     }

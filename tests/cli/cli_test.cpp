@@ -94,4 +94,28 @@ TEST(Cli, BadInputGivesOneClearError) {
   EXPECT_TRUE(contains(no_dir.output, "/nonexistent/model")) << no_dir.output;
 }
 
+// Issue 7, finding 9: each message names the option or command, what was expected and what was found.
+TEST(Cli, OptionAndCommandMessagesSayWhatWasExpected) {
+  Result r = run("frobnicate");
+  EXPECT_NE(r.status, 0);
+  EXPECT_TRUE(contains(r.output, "unknown command 'frobnicate'; expected one of: generate, inspect, quantize, eval, bench"))
+      << r.output;
+  r = run("--threads 2 frobnicate x");
+  EXPECT_TRUE(contains(r.output, "unknown command 'frobnicate'")) << r.output;
+
+  // Refused when the options are read, before the model loads or anything is printed.
+  r = run("generate " + kModel + " -p hi --top-p 0");
+  EXPECT_NE(r.status, 0);
+  EXPECT_TRUE(contains(r.output, "--top-p: expected a number in (0, 1], found 0")) << r.output;
+  EXPECT_FALSE(contains(r.output, "prefill")) << r.output;
+  r = run("quantize " + kModel + " -o /tmp/never-written --lr -1");
+  EXPECT_NE(r.status, 0);
+  EXPECT_TRUE(contains(r.output, "--lr: expected a positive number, found -1")) << r.output;
+  EXPECT_LT(r.output.size(), 400u) << "no 309-digit bound: " << r.output;
+  r = run("generate " + kModel + " -p hi --temperature nan");
+  EXPECT_TRUE(contains(r.output, "--temperature: expected a number in [0, 100], found nan")) << r.output;
+  r = run("eval " + kModel + " --dataset " + kModel + "/heldout.txt --ctx 1");
+  EXPECT_TRUE(contains(r.output, "--ctx: expected a number in [2, 1048576], found 1")) << r.output;
+}
+
 }  // namespace

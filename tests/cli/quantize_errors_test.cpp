@@ -43,8 +43,8 @@ TEST_F(QuantizeErrors, NanLearningRatesAreRefusedBeforeAnyWork) {
   for (const char* opt : {"--lr", "--minmax-lr"}) {
     const Result r = run("quantize " + kModel + " -o " + kTmp + "/out --iters 2 --nsamples 2 --seqlen 16 " + opt +
                          " nan");
-    EXPECT_EQ(r.status, 1) << r.output;
-    EXPECT_TRUE(has(r, std::string(opt) + " must be a positive number, found nan")) << r.output;
+    EXPECT_NE(r.status, 0) << r.output;  // refused when the options are read (CLI11's usage status)
+    EXPECT_TRUE(has(r, std::string(opt) + ": expected a positive number, found nan")) << r.output;
     EXPECT_FALSE(fs::exists(kTmp + "/out"));
   }
 }

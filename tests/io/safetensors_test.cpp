@@ -19,6 +19,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "support/error_of.h"
 
 #include "core/half.h"
@@ -276,6 +278,30 @@ TEST(Safetensors, CheckpointErrorsSayWhatWasExpected) {
   EXPECT_NE(msg.find("no .safetensors file"), std::string::npos) << msg;
   msg = error_of([&] { SafetensorsCheckpoint::open_dir(d.file("missing_dir")); });
   EXPECT_NE(msg.find("not a directory"), std::string::npos) << msg;
+}
+
+// Issue 7, finding 9: a model.safetensors that is there but not a regular file is named for what it is.
+TEST(Safetensors, ModelFileThatIsNotARegularFileIsNamed) {
+  struct Case {
+    const char* what;
+    std::function<void(const fs::path&)> make;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {"directory", [](const fs::path& p) { fs::create_directory(p); }, "is not a regular file (it is a directory)"},
+      {"fifo", [](const fs::path& p) { ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0); }, "is not a regular file (it is a FIFO)"},
+      {"dangling symlink", [](const fs::path& p) { fs::create_symlink(p.parent_path() / "gone.safetensors", p); },
+       "is a symbolic link to"},
+      {"symlink loop", [](const fs::path& p) { fs::create_symlink(p, p); }, "cannot be opened"},
+  };
+  for (const Case& c : cases) {
+    TempDir d;
+    const fs::path p = fs::path(d.str()) / "model.safetensors";
+    c.make(p);
+    const std::string msg = error_of([&] { SafetensorsCheckpoint::open_dir(d.str()); });
+    EXPECT_NE(msg.find(p.string()), std::string::npos) << c.what << ": " << msg;
+    EXPECT_NE(msg.find(c.expect), std::string::npos) << c.what << ": " << msg;
+  }
 }
 
 // ---- interop with the reference implementation -------------------------------------------------------------

@@ -82,6 +82,11 @@ TEST_F(TextDatasetTest, EmptyAndMissingFilesFail) {
   expect_error_containing([&] { read_text_dataset(missing); }, {missing});
 }
 
+TEST_F(TextDatasetTest, InvalidUtf8NamesFileLineAndByte) {
+  const std::string bad = write("latin1.txt", "fine line\nna\xefve caf\xe9\n");
+  expect_error_containing([&] { read_text_dataset(bad); }, {bad, "line 2", "not valid UTF-8 at byte 3"});
+}
+
 // ---- calibration samples ----
 
 const Tokenizer& tiny_tokenizer() {
