@@ -1,6 +1,7 @@
 #include "quant/quant_config.h"
 
 #include <cmath>
+#include <limits>
 #include <set>
 
 #include "core/error.h"
@@ -57,8 +58,15 @@ struct FieldReader {
   }
   int64_t integer(const std::string& key) const {
     const ojson& v = *find(key);
+    // Out of int64 range (or past 2^53 for a float, where integers stop being exact) is not an integer we can
+    // use: converting would silently wrap (1e30 became 0).
+    if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+      fail(key, "expected an integer, found " + v.dump() + " (out of range)");
     if (v.is_number_integer()) return v.get<int64_t>();
-    if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) return v.get<int64_t>();
+    if (v.is_number_float()) {
+      const double d = v.get<double>();
+      if (std::floor(d) == d && std::fabs(d) <= 9007199254740992.0) return static_cast<int64_t>(d);
+    }
     fail(key, "expected an integer, found " + v.dump());
   }
   bool boolean(const std::string& key) const {

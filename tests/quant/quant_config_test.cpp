@@ -95,6 +95,12 @@ TEST(QuantConfig, ErrorsNameTheFieldAndFile) {
   e = error_of(ojson::parse(
       R"({"quant_method": "auto-round", "bits": 4, "group_size": 128, "extra_config": {"a": {"bits": 7}}})"));
   EXPECT_NE(e.find("extra_config[\"a\"].bits"), std::string::npos) << e;
+  // Issue 7, finding 9: out-of-range numbers are named as found, not wrapped to 0.
+  e = error_of(ojson::parse(R"({"quant_method": "auto-round", "bits": 1e30, "group_size": 128})"));
+  EXPECT_NE(e.find("quantization_config.bits: expected an integer, found 1e+30"), std::string::npos) << e;
+  e = error_of(ojson::parse(R"({"quant_method": "auto-round", "bits": 4, "group_size": 18446744073709551615})"));
+  EXPECT_NE(e.find("group_size: expected an integer, found 18446744073709551615 (out of range)"), std::string::npos)
+      << e;
 }
 
 TEST(QuantConfig, GptqDynamicAndConventions) {

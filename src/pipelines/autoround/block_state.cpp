@@ -11,6 +11,31 @@ namespace omni {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+std::string clipped(const nlohmann::json& v) {
+  std::string s = v.dump();
+  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
+}
+
+}  // namespace
+
+std::string fingerprint_differences(const nlohmann::json& saved, const nlohmann::json& current) {
+  if (!saved.is_object() || !current.is_object()) return "saved " + clipped(saved) + ", now " + clipped(current);
+  std::string out;
+  auto add = [&](const std::string& key, const std::string& was, const std::string& now) {
+    out += (out.empty() ? "" : "; ") + key + " was " + was + ", now " + now;
+  };
+  for (const auto& [key, value] : saved.items()) {
+    const auto it = current.find(key);
+    if (it == current.end()) add(key, clipped(value), "absent");
+    else if (*it != value) add(key, clipped(value), clipped(*it));
+  }
+  for (const auto& [key, value] : current.items())
+    if (!saved.contains(key)) add(key, "absent", clipped(value));
+  return out.empty() ? "(no field differs)" : out;
+}
+
 BlockStateDir::BlockStateDir(std::string dir, nlohmann::json fingerprint)
     : dir_(std::move(dir)), fingerprint_(std::move(fingerprint)) {}
 
@@ -36,8 +61,9 @@ void BlockStateDir::open_for_resume() {
   OMNI_CHECK(state.is_object() && state.contains("fingerprint") && state.contains("completed"), path,
              ": not a quantization state file");
   if (state["fingerprint"] != fingerprint_)
-    OMNI_FAIL("cannot resume from ", dir_, ": it was made with different options, model, dataset or thread count\n",
-              "  saved:   ", state["fingerprint"].dump(), "\n  current: ", fingerprint_.dump());
+    OMNI_FAIL("cannot resume from ", dir_, ": it was made with different settings: ",
+              fingerprint_differences(state["fingerprint"], fingerprint_),
+              "; run with the same settings, or without --resume to start over");
   completed_.clear();
   for (const auto& [key, report] : state["completed"].items()) {
     const int64_t b = std::stoll(key);

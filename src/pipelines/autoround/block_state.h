@@ -23,6 +23,10 @@ struct FrozenBlock {
   double seconds = 0;
 };
 
+// The fields of two run fingerprints that differ, "iters was 200, now 100; seed was 42, now 7" (values clipped):
+// what a refused --resume reports.
+std::string fingerprint_differences(const nlohmann::json& saved, const nlohmann::json& current);
+
 class BlockStateDir {
  public:
   // fingerprint: everything the result depends on; a resume with a different one is refused.
