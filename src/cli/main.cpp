@@ -4,12 +4,14 @@
 
 #include <exception>
 #include <iostream>
+#include <new>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "cli/commands.h"
 #include "cli/option_checks.h"
+#include "core/process_stats.h"
 #include "core/thread_pool.h"
 
 int main(int argc, char** argv) {
@@ -65,6 +67,12 @@ int main(int argc, char** argv) {
                 << " per core)\n";
     for (auto& [sub, action] : commands)
       if (sub->parsed()) return action();
+  } catch (const std::bad_alloc&) {
+    // Allocations we size ourselves say what was too big (Tensor::empty, the caching allocators); this is any
+    // other one, so report what is known: how much the process held at its peak.
+    std::cerr << "omniround: error: out of memory: an allocation failed after the process had used "
+              << omni::peak_rss_bytes() / (1024 * 1024) << " MiB at its peak\n";
+    return 1;
   } catch (const std::exception& e) {
     std::cerr << "omniround: error: " << e.what() << "\n";
     return 1;
