@@ -153,6 +153,10 @@ void store_from_f32(void* p, DType d, int64_t i, float v) {
 }
 }  // namespace
 
+void convert_to_f32(float* dst, const void* src, DType dtype, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = load_as_f32(src, dtype, i);
+}
+
 Tensor Tensor::to(DType dtype) const {
   OMNI_CHECK(defined(), "conversion of an undefined tensor");
   OMNI_CHECK(device() == Device::CPU, "Tensor::to works on CPU tensors only");

@@ -89,4 +89,8 @@ class Tensor {
   Shape shape_;
 };
 
+// n values of a CPU array of dtype (F32, F16 or BF16) as f32 into dst: the element conversion Tensor::to uses,
+// for callers that convert part of a tensor.
+void convert_to_f32(float* dst, const void* src, DType dtype, int64_t n);
+
 }  // namespace omni

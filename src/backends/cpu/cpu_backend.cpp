@@ -27,15 +27,6 @@ class F32In {
   Tensor t_;
 };
 
-// n values of a 16-bit (BF16 or F16) array widened to f32.
-void widen_to_f32(float* dst, const void* src, DType dtype, int64_t n) {
-  const auto* h = static_cast<const uint16_t*>(src);
-  if (dtype == DType::BF16)
-    for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(h[i]);
-  else
-    for (int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(h[i]);
-}
-
 // An activation written as f32: straight into dst when it is F32, else into a scratch rounded into dst by
 // commit(). `read` starts the scratch from dst's values (in-place ops).
 class F32Out {
@@ -198,10 +189,10 @@ void CpuBackend::attention_impl(Tensor& out, const Tensor& q, const Tensor& k, c
     const int64_t row = Hkv * hd;
     Tensor kf = Tensor::empty({S, keys, Hkv, hd}, DType::F32), vf = Tensor::empty({S, keys, Hkv, hd}, DType::F32);
     for (int64_t s = 0; s < S; ++s) {
-      widen_to_f32(kf.data<float>() + s * keys * row, static_cast<const uint16_t*>(k.raw()) + s * C * row, k.dtype(),
-                   keys * row);
-      widen_to_f32(vf.data<float>() + s * keys * row, static_cast<const uint16_t*>(v.raw()) + s * C * row, v.dtype(),
-                   keys * row);
+      convert_to_f32(kf.data<float>() + s * keys * row, static_cast<const uint16_t*>(k.raw()) + s * C * row, k.dtype(),
+                     keys * row);
+      convert_to_f32(vf.data<float>() + s * keys * row, static_cast<const uint16_t*>(v.raw()) + s * C * row, v.dtype(),
+                     keys * row);
     }
     // Positions past `keys` are out of range for the compact copy; attention_forward_rows checks them against it.
     attention_forward_rows(oo.p(), qi.p(), kf.data<float>(), vf.data<float>(), N, Hq, Hkv, hd, S, keys,

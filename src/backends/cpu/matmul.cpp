@@ -257,9 +257,7 @@ void matmul_any(float* y, const float* x, const WT* w, const float* bias, int64_
   const CpuIsa isa = active_cpu_isa();
   if (M >= kDensePrefillMinRows) {  // prefill: weights converted once, every row of x against them
     gemm_f32_packed_b(M, N, K, x, K, DensePanelSource<WT>(w, K), y, N);
-    if (bias)
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = 0; n < N; ++n) y[m * N + n] += bias[n];
+    add_bias_columns(y, bias, M, N, 0, N);
     return;
   }
   // Aim for chunks of at least ~64k multiply-adds so thread hand-off stays negligible.
@@ -280,9 +278,7 @@ void matmul_any(float* y, const float* x, const WT* w, const float* bias, int64_
         else
           tiles_simd(y, xd, w, M, K, N, n0, n1, 2, block_bf16_pairs_avx2<1>, block_bf16_pairs_avx2<2>,
                      block_bf16_pairs_avx2<2>);
-        if (bias)
-          for (int64_t m = 0; m < M; ++m)
-            for (int64_t n = n0; n < n1; ++n) y[m * N + n] += bias[n];
+        add_bias_columns(y, bias, M, N, n0, n1);
       });
       return;
     }
@@ -302,13 +298,17 @@ void matmul_any(float* y, const float* x, const WT* w, const float* bias, int64_
 #endif
       default: tile_scalar(y, x, w, M, K, N, n0, n1);
     }
-    if (bias)
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = n0; n < n1; ++n) y[m * N + n] += bias[n];
+    add_bias_columns(y, bias, M, N, n0, n1);
   });
 }
 
 }  // namespace
+
+void add_bias_columns(float* y, const float* bias, int64_t M, int64_t N, int64_t n0, int64_t n1) {
+  if (!bias) return;
+  for (int64_t m = 0; m < M; ++m)
+    for (int64_t n = n0; n < n1; ++n) y[m * N + n] += bias[n];
+}
 
 void matmul_f32_weights(float* y, const float* x, const float* w, const float* bias, int64_t M, int64_t K,
                         int64_t N) {

@@ -12,4 +12,8 @@ void matmul_f32_weights(float* y, const float* x, const float* w, const float* b
 void matmul_bf16_weights(float* y, const float* x, const uint16_t* w, const float* bias, int64_t M, int64_t K,
                          int64_t N);
 
+// y[m, n] += bias[n] for rows 0..M and columns n0..n1 of y [M, N] (a no-op for a null bias): the epilogue of
+// every CPU Linear kernel, per chunk of columns.
+void add_bias_columns(float* y, const float* bias, int64_t M, int64_t N, int64_t n0, int64_t n1);
+
 }  // namespace omni

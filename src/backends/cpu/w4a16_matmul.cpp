@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "backends/cpu/cpu_isa.h"
+#include "backends/cpu/matmul.h"
 #include "backends/cpu/simd.h"
 #include "backends/cpu/w4a16_int16.h"
 #include "backends/cpu/w4a16_prefill.h"
@@ -268,11 +269,7 @@ void w4a16_matmul(float* y, const float* x, const W4A16CpuWeights& w, const floa
   // balance between threads.
   const int64_t tile_work = kTile * Kp * M;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, tile_work));
-  auto add_bias = [&](int64_t t) {
-    if (bias)
-      for (int64_t m = 0; m < M; ++m)
-        for (int64_t n = t * kTile; n < std::min(N, (t + 1) * kTile); ++n) y[m * N + n] += bias[n];
-  };
+  auto add_bias = [&](int64_t t) { add_bias_columns(y, bias, M, N, t * kTile, std::min(N, (t + 1) * kTile)); };
   if (M >= kW4PrefillMinRows) {
     w4a16_prefill(y, xp, w, M);
     if (bias) parallel_for(0, w.num_tiles, std::max<int64_t>(1, grain), [&](int64_t t0, int64_t t1) {

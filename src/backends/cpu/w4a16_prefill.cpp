@@ -27,6 +27,7 @@ class W4PanelSource final : public GemmPanelSource {
   void pack(float* bp, int nr_stride, int64_t p0, int64_t kc, int64_t j0, int64_t /*nr*/) const override {
     const int64_t t = j0 / kTile, lane0 = j0 % kTile;
     const auto [codes, scales, zeros] = w4_tile_data(w_, t);
+    [[maybe_unused]] const bool simd = active_cpu_isa() != CpuIsa::Scalar;
     for (int64_t r = p0 / 8; r < (p0 + kc) / 8; ++r) {
       const int64_t s = segment_of_row_[static_cast<size_t>(r)];
       float* dst = bp + (8 * r - p0) * nr_stride;
@@ -35,7 +36,7 @@ class W4PanelSource final : public GemmPanelSource {
       const uint8_t* zr = zeros + s * kTile + lane0;
       int lane = 0;
 #if defined(OMNI_CPU_HAVE_AVX2)
-      if (active_cpu_isa() != CpuIsa::Scalar) {
+      if (simd) {
         const __m256i low4 = _mm256_set1_epi32(0xf);
         for (; lane + 8 <= nr_stride; lane += 8) {
           const __m256i words = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + lane));
