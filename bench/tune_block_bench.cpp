@@ -3,10 +3,16 @@
 // JSON in the shape tools/autoround_reference.py prints, so the two can be compared on the same block, data and
 // sample order (issue 3, item 8):
 //   tune_block_bench DIR [--iters 200] [--batch-size 8] [--grad-accum 1] [--seed 42] [--lr X] [--threads N]
+// or, with no Python-made input (CI's smoke run), on block 0 of a model directory and its calibration.txt, the
+// inputs computed here (embedding, then the FP block for y_ref):
+//   tune_block_bench --from-model MODEL_DIR [--nsamples 8] [--seqlen 64] [other options as above]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -14,8 +20,11 @@
 #include "backends/cpu/cpu_backend.h"
 #include "core/thread_pool.h"
 #include "io/safetensors.h"
+#include "io/tokenizers/tokenizer.h"
 #include "models/registry.h"
 #include "pipelines/autoround/block_tuner.h"
+#include "pipelines/calibration_samples.h"
+#include "pipelines/text_dataset.h"
 
 using namespace omni;
 
@@ -39,21 +48,56 @@ double full_set_loss(TuningContext& block, const QuantizableModel& model, const 
   return sum / static_cast<double>(chunks);
 }
 
+// Block 0's weights, inputs and FP outputs.
+struct BlockInput {
+  std::function<Tensor(const std::string&)> weight;
+  Tensor x, y_ref;
+};
+
+BlockInput from_input_dir(const std::string& dir, std::shared_ptr<SafetensorsFile>& keep) {
+  keep = SafetensorsFile::open(dir + "/block.safetensors");
+  SafetensorsFile* file = keep.get();
+  return {[file](const std::string& n) { return file->tensor(n); }, file->tensor("x_q").clone(),
+          file->tensor("y_ref").clone()};
+}
+
+BlockInput from_model(const std::string& dir, const QuantizableModel& model, const SafetensorsCheckpoint& ckpt,
+                      int64_t nsamples, int64_t seqlen, const AutoRoundOptions& opt) {
+  const Tokenizer tokenizer = Tokenizer::from_dir(dir);
+  const auto samples = build_calibration_samples(tokenizer, read_text_dataset(dir + "/calibration.txt"), nsamples,
+                                                 seqlen, opt.seed, CalibrationPolicy::Concat);
+  BlockInput in;
+  in.weight = [&ckpt](const std::string& n) { return ckpt.weight(n); };
+  in.x = model.calibration_inputs(ckpt, samples, cpu_backend()).at("hidden");
+  TuningContext fp(
+      model.block(0), model.block_prefix(0), in.weight, [](const LinearDesc&) { return LinearQuantSpec{false, {}}; },
+      cpu_backend());
+  fp.refresh_weights(TuningContext::WeightMode::Original);
+  NamedTensors xs;
+  xs.set("hidden", in.x);
+  in.y_ref = fp.forward(xs, false).at("hidden").clone();
+  return in;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::cerr << "usage: tune_block_bench DIR [--iters N] [--batch-size B] [--grad-accum A] [--seed S] [--lr X] "
-                 "[--threads N]\n";
+  const bool own_input = argc >= 3 && std::strcmp(argv[1], "--from-model") == 0;
+  if (argc < 2 || (std::strcmp(argv[1], "--from-model") == 0 && !own_input)) {
+    std::cerr << "usage: tune_block_bench DIR|--from-model MODEL_DIR [--nsamples N] [--seqlen T] [--iters N] "
+                 "[--batch-size B] [--grad-accum A] [--seed S] [--lr X] [--threads N]\n";
     return 2;
   }
-  const std::string dir = argv[1];
+  const std::string dir = own_input ? argv[2] : argv[1];
   AutoRoundOptions opt;
   int threads = 0;
-  for (int i = 2; i + 1 < argc; i += 2) {
+  int64_t nsamples = 8, seqlen = 64;
+  for (int i = own_input ? 3 : 2; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const char* v = argv[i + 1];
     if (k == "--iters") opt.iters = std::atoll(v);
+    else if (own_input && k == "--nsamples") nsamples = std::atoll(v);
+    else if (own_input && k == "--seqlen") seqlen = std::atoll(v);
     else if (k == "--batch-size") opt.batch_size = std::atoll(v);
     else if (k == "--grad-accum") opt.grad_accum = std::atoll(v);
     else if (k == "--seed") opt.seed = std::strtoull(v, nullptr, 10);
@@ -67,10 +111,15 @@ int main(int argc, char** argv) {
   try {
     set_num_threads(threads);
     const auto model = open_quantizable_model(dir);
-    const auto file = SafetensorsFile::open(dir + "/block.safetensors");
-    const Tensor x = file->tensor("x_q").clone(), y_ref = file->tensor("y_ref").clone();
+    std::shared_ptr<SafetensorsFile> input_file;
+    std::optional<SafetensorsCheckpoint> ckpt;
+    if (own_input) ckpt.emplace(SafetensorsCheckpoint::open_dir(dir));
+    const BlockInput input =
+        own_input ? from_model(dir, *model, *ckpt, nsamples, seqlen, opt) : from_input_dir(dir, input_file);
+    const Tensor& x = input.x;
+    const Tensor& y_ref = input.y_ref;
     TuningContext block(
-        model->block(0), model->block_prefix(0), [&](const std::string& n) { return file->tensor(n); },
+        model->block(0), model->block_prefix(0), input.weight,
         [&](const LinearDesc&) { return LinearQuantSpec{true, opt.scheme}; }, cpu_backend());
     block.refresh_weights(TuningContext::WeightMode::FakeQuant);
     const double rtn_loss = full_set_loss(block, *model, x, y_ref, 8);

@@ -16,6 +16,7 @@
 #include "core/process_stats.h"
 #include "core/error.h"
 #include "io/file_util.h"
+#include "io/temp_siblings.h"
 #include "models/registry.h"
 #include "pipelines/autoround/autoround.h"
 #include "quant/export.h"
@@ -33,6 +34,7 @@ struct QuantizeArgs {
   std::string calib_policy = "concat";
   AutoRoundOptions opt;
   bool rtn = false, rtn_opt = false, no_quanted_input = false, no_minmax = false;
+  int64_t loss_every = 0;  // --loss-every: print the loss curve (for comparisons with other tuners)
   BackendArgs backend;
   int bits = 4;
   int64_t group_size = 128;
@@ -60,6 +62,9 @@ int run_quantize(QuantizeArgs& a) {
 
 int run_quantize_checked(QuantizeArgs& a) {
   model_architecture(a.model_dir);  // an unsupported architecture or a bad config fails here, before any work
+  // Leftovers of a killed earlier run beside OUT go first (an output it was replacing is put back), so that the
+  // check below sees what is really there.
+  clean_stale_temp_siblings(a.out_dir, [](const std::string& line) { std::cerr << line << "\n"; });
   check_export_target(a.out_dir, a.model_dir, a.opt.overwrite);  // and a bad output path
   OMNI_CHECK(a.scheme == "W4A16" || a.bits != 4, "--scheme ", a.scheme,
              " is not supported (W4A16; use --bits for other widths)");
@@ -77,7 +82,7 @@ int run_quantize_checked(QuantizeArgs& a) {
   o.method = a.rtn_opt ? QuantMethod::OptimizedRtn : QuantMethod::AutoRound;
   const bool plain_rtn = a.rtn || (o.method == QuantMethod::AutoRound && o.iters == 0);
   OMNI_CHECK(!(a.rtn && a.rtn_opt), "--rtn and --rtn-opt exclude each other");
-  if (!plain_rtn && o.dataset.empty()) {
+  if (!plain_rtn && o.dataset.empty() && o.calib_tokens.empty()) {
     // The default calibration text: the one shipped beside the model, if any.
     const std::string shipped = a.model_dir + "/calibration.txt";
     OMNI_CHECK(file_exists(shipped), "no --dataset given and ", shipped, " does not exist");
@@ -105,6 +110,13 @@ int run_quantize_checked(QuantizeArgs& a) {
                      static_cast<long long>(p.block + 1), static_cast<long long>(p.blocks),
                      static_cast<long long>(p.iter), static_cast<long long>(p.iters), p.loss, p.best_loss,
                      mmss(p.elapsed_seconds).c_str(), mmss(p.eta_seconds).c_str());
+      };
+    if (a.loss_every > 0)  // one line per N iterations (0-based, as the block summary's best iter), and the last
+      cb.progress = [every = a.loss_every, live = cb.progress, &cb](const AutoRoundProgress& p) {
+        const long long t = static_cast<long long>(p.iter - 1);
+        if (t % every == 0 || p.iter == p.iters)
+          cb.log(str_cat("loss curve: block ", p.block, " iter ", t, " loss ", p.loss));
+        if (live) live(p);
       };
     // Tuning is f32 by the backend contract, on whichever device --device names.
     const std::unique_ptr<Backend> backend = make_backend(a.backend, "f32");
@@ -170,7 +182,16 @@ std::function<int()> add_quantize_command(CLI::App& app) {
                   "how texts become samples: concat (default; joined with <|endoftext|>), skip (texts of at least "
                   "seqlen tokens, truncated), stream (the file as one document, random windows), chat (ChatML turns)")
       ->check(CLI::IsMember({"concat", "skip", "stream", "chat"}));
+  // Pre-tokenized windows, so that another tool and ours tune on the very same tokens (docs/cli.md).
+  sub->add_option("--calib-tokens", a->opt.calib_tokens,
+                  "pre-tokenized calibration: JSONL, one {\"input_ids\": [...]} of exactly --seqlen ids per line; "
+                  "the first --nsamples are used as they are")
+      ->check(CLI::ExistingFile)
+      ->excludes(sub->get_option("--dataset"))
+      ->excludes(sub->get_option("--calib-policy"));
   sub->add_option("--seed", a->opt.seed, "seed of the sample order (default 42)");
+  sub->add_option("--loss-every", a->loss_every, "print each block's mini-batch loss every N iterations (default 0: off)")
+      ->check(omni::cli::non_negative());
   sub->add_flag("--resume", a->opt.resume, "continue an interrupted run from OUT_DIR.partial");
   sub->add_flag("--overwrite", a->opt.overwrite, "replace an existing output directory");
   return [a] { return run_quantize(*a); };

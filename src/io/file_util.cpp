@@ -1,4 +1,5 @@
 #include "io/file_util.h"
+#include "io/temp_siblings.h"
 
 #include <filesystem>
 
@@ -7,7 +8,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -110,9 +110,9 @@ uint64_t file_size(const std::string& path) {
 
 AtomicFileWriter::AtomicFileWriter(std::string path) : path_(std::move(path)) {
   OMNI_CHECK(!path_.empty(), "AtomicFileWriter: empty target path");
-  // pid + a process-wide counter keep concurrent writers (threads or processes) to the same target apart.
-  static std::atomic<uint64_t> counter{0};
-  tmp_path_ = str_cat(path_, ".tmp.", ::getpid(), ".", counter.fetch_add(1));
+  // pid + a process-wide counter keep concurrent writers (threads or processes) to the same target apart, and the
+  // pid lets a later run recognise what a killed one left (clean_stale_temp_files_in).
+  tmp_path_ = temp_sibling(path_, "tmp").string();
   fd_ = open_retrying(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
   if (fd_ < 0) OMNI_FAIL("cannot create a temporary file for ", path_, " (", tmp_path_, "): ", errno_text(errno));
 }

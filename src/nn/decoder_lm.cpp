@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "nn/decoder_block.h"
+#include "nn/decoder_tensors.h"
 #include "quant/checkpoint_reader.h"
 #include "quant/quant_config.h"
 #include "quant/quant_summary.h"
@@ -110,13 +111,7 @@ class Loader {
     std::vector<std::string> unused;
     for (const std::string& name : ckpt_.names())
       if (!used_.count(name)) unused.push_back(name);
-    if (unused.empty()) return;
-    std::string list;
-    for (size_t i = 0; i < unused.size() && i < 5; ++i) list += (i ? ", " : "") + std::string("\"") + unused[i] + "\"";
-    if (unused.size() > 5) list += ", ...";
-    OMNI_FAIL(dir_, ": the checkpoint has ", unused.size(), " tensor(s) the ", spec_.architecture,
-              " model does not use (", list, "); does config.json (num_hidden_layers ", spec_.num_hidden_layers,
-              ", tie_word_embeddings ", spec_.tie_word_embeddings ? "true" : "false", ") match the checkpoint?");
+    refuse_unused_tensors(dir_, spec_, unused);
   }
 
  private:

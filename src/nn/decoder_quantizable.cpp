@@ -3,6 +3,7 @@
 #include "backends/cpu/masked_mse_loss_backward.h"
 #include "core/error.h"
 #include "nn/decoder_block.h"
+#include "nn/decoder_tensors.h"
 
 namespace omni {
 namespace {
@@ -37,6 +38,21 @@ class DecoderQuantizable : public QuantizableModel {
     NamedTensors in;
     in.set("hidden", backend.download(x).clone().view({n, T, spec_.hidden_size}));
     return in;
+  }
+
+  void check_checkpoint(const SafetensorsCheckpoint& ckpt, const std::string& dir) const override {
+    const std::map<std::string, Shape> expected = decoder_dense_tensors(spec_, ckpt.contains(spec_.names.lm_head));
+    for (const auto& [name, shape] : expected) {
+      OMNI_CHECK(ckpt.contains(name), dir, ": tensor \"", name, "\" is missing from the checkpoint (config.json: ",
+                 spec_.num_hidden_layers, " layers, hidden ", spec_.hidden_size, ")");
+      const TensorInfo& info = ckpt.info(name);
+      OMNI_CHECK(info.shape == shape, dir, ": tensor \"", name, "\" has shape ", shape_str(info.shape),
+                 ", expected ", shape_str(shape), " from config.json");
+    }
+    std::vector<std::string> unused;
+    for (const std::string& name : ckpt.names())
+      if (!expected.count(name)) unused.push_back(name);
+    refuse_unused_tensors(dir, spec_, unused);
   }
 
   std::vector<uint8_t> loss_mask(int64_t B, int64_t T) const override {

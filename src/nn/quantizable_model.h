@@ -30,6 +30,11 @@ class QuantizableModel {
   virtual NamedTensors calibration_inputs(const SafetensorsCheckpoint& ckpt,
                                           const std::vector<std::vector<int32_t>>& samples,
                                           Backend& backend) const = 0;
+  // Errors, naming the directory and the tensors, when the checkpoint is not this model's: a tensor it expects is
+  // missing or has another shape, or one it would not read is there (blocks past num_hidden_layers, a stray
+  // name). Quantizers check this before writing, so a config that disagrees with its checkpoint never becomes an
+  // output that looks fine (the inference loader refuses the same checkpoints).
+  virtual void check_checkpoint(const SafetensorsCheckpoint& ckpt, const std::string& dir) const = 0;
   // Which of the B·T rows of a micro-batch count in the block loss (1) and which do not (0).
   virtual std::vector<uint8_t> loss_mask(int64_t B, int64_t T) const = 0;
 };

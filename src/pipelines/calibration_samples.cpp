@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "io/tokenizers/chat_format.h"
+#include "pipelines/text_dataset.h"
 
 namespace omni {
 
@@ -130,6 +131,26 @@ std::vector<std::vector<int32_t>> build_calibration_samples(const Tokenizer& tok
     log(str_cat("warning: using ", found, " calibration samples instead of ", nsamples, ": ", what));
   }
   return samples;
+}
+
+std::vector<std::vector<int32_t>> calibration_samples_from_token_file(const std::string& path, int64_t nsamples,
+                                                                      int64_t seqlen, int64_t vocab_size,
+                                                                      const CalibrationExtras& extras) {
+  OMNI_CHECK(nsamples > 0, "calibration nsamples must be positive, got ", nsamples);
+  std::vector<std::vector<int32_t>> windows = read_token_windows(path, seqlen, vocab_size);
+  const auto in_file = static_cast<int64_t>(windows.size());
+  if (in_file > nsamples) windows.resize(static_cast<size_t>(nsamples));
+  const auto used = static_cast<int64_t>(windows.size());
+  if (extras.log)
+    extras.log(str_cat("calibration: token windows ", path, ", ", used, " samples of ", seqlen, " tokens (first ",
+                       used, " of ", in_file, " in the file)"));
+  if (used < nsamples) {
+    const std::string what = str_cat(path, " holds ", in_file, " windows, but ", nsamples,
+                                     " samples were asked for; lower nsamples or write more windows");
+    OMNI_CHECK(extras.allow_fewer, "not enough calibration samples: ", what);
+    if (extras.log) extras.log(str_cat("warning: using ", used, " calibration samples instead of ", nsamples, ": ", what));
+  }
+  return windows;
 }
 
 }  // namespace omni

@@ -50,6 +50,14 @@ std::vector<std::vector<int32_t>> build_calibration_samples(const Tokenizer& tok
                                                             int64_t seqlen, uint64_t seed, CalibrationPolicy policy,
                                                             const CalibrationExtras& extras = {});
 
+// Calibration from pre-tokenized windows (read_token_windows: JSONL {"input_ids": [...]}, each exactly seqlen
+// ids below vocab_size): the file's first nsamples windows in file order, untouched, so that another tool reading
+// the same file sees the same samples. Logs "calibration: token windows FILE, N samples of T tokens (first N of M
+// in the file)"; fewer than nsamples in the file fails (or, with extras.allow_fewer, warns and uses them all).
+std::vector<std::vector<int32_t>> calibration_samples_from_token_file(const std::string& path, int64_t nsamples,
+                                                                      int64_t seqlen, int64_t vocab_size,
+                                                                      const CalibrationExtras& extras = {});
+
 // The id placed between texts by the Concat policy (and between samples by the evaluation): <|endoftext|> if
 // the tokenizer has it, else its first eos id; fails naming the tokenizer when it has neither.
 int32_t text_separator_id(const Tokenizer& tokenizer);

@@ -60,7 +60,47 @@ std::string parse_jsonl_record(const std::string& path, std::string_view line, i
   return it->get<std::string>();
 }
 
+std::vector<int32_t> parse_token_window(const std::string& path, std::string_view line, int64_t number,
+                                        int64_t seqlen, int64_t vocab_size) {
+  nlohmann::json record;
+  try {
+    record = nlohmann::json::parse(line);
+  } catch (const nlohmann::json::parse_error& e) {
+    OMNI_FAIL("token windows ", path, " line ", number, ": not valid JSON (", e.what(), ")");
+  }
+  OMNI_CHECK(record.is_object(), "token windows ", path, " line ", number,
+             ": expected a JSON object with an \"input_ids\" array, found ", record.type_name());
+  const auto it = record.find("input_ids");
+  OMNI_CHECK(it != record.end() && it->is_array(), "token windows ", path, " line ", number,
+             ": the object has no \"input_ids\" array");
+  OMNI_CHECK(static_cast<int64_t>(it->size()) == seqlen, "token windows ", path, " line ", number, ": ", it->size(),
+             " ids, but --seqlen is ", seqlen, " (every window must have exactly seqlen ids)");
+  std::vector<int32_t> ids;
+  ids.reserve(it->size());
+  for (size_t k = 0; k < it->size(); ++k) {
+    const nlohmann::json& v = (*it)[k];
+    OMNI_CHECK(v.is_number_integer(), "token windows ", path, " line ", number, ": input_ids[", k,
+               "] is not an integer (", v.dump(), ")");
+    const int64_t id = v.get<int64_t>();
+    OMNI_CHECK(id >= 0 && id < vocab_size, "token windows ", path, " line ", number, ": input_ids[", k, "] = ", id,
+               " is outside the vocabulary [0, ", vocab_size, ")");
+    ids.push_back(static_cast<int32_t>(id));
+  }
+  return ids;
+}
+
 }  // namespace
+
+std::vector<std::vector<int32_t>> read_token_windows(const std::string& path, int64_t seqlen, int64_t vocab_size) {
+  OMNI_CHECK(seqlen > 0, "token windows ", path, ": seqlen must be positive, got ", seqlen);
+  const std::string text = read_text_file(path);
+  std::vector<std::vector<int32_t>> windows;
+  for_each_line(text, [&](std::string_view line, int64_t number) {
+    if (!is_blank(line)) windows.push_back(parse_token_window(path, line, number, seqlen, vocab_size));
+  });
+  OMNI_CHECK(!windows.empty(), "token windows ", path, " has no windows; expected one {\"input_ids\": [...]} per line");
+  return windows;
+}
 
 std::vector<std::string> read_text_dataset(const std::string& path) {
   const std::string text = read_text_file(path);

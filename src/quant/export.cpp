@@ -1,14 +1,12 @@
 #include "quant/export.h"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
 #include <set>
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "io/temp_siblings.h"
 #include "quant/grouped_int_weight.h"
 #include "quant/pack.h"
 
@@ -97,12 +95,6 @@ struct TempDirGuard {
   }
 };
 
-fs::path temp_sibling(const fs::path& target, const char* tag) {
-  static std::atomic<int> counter{0};
-  return target.parent_path() / ("." + target.filename().string() + tag + std::to_string(::getpid()) + "-" +
-                                 std::to_string(counter++));
-}
-
 }  // namespace
 
 namespace {
@@ -151,6 +143,8 @@ QuantizationConfig export_quantized_checkpoint(const std::string& source_dir, co
   auto progress = [&](const std::string& msg) {
     if (opts.progress) opts.progress(msg);
   };
+  // What a killed earlier export left beside the output goes first, so that the check sees what is really there.
+  clean_stale_temp_siblings(out_dir, opts.progress);
   check_export_target(out_dir, source_dir, opts.overwrite);
   fs::path out = fs::absolute(fs::path(out_dir)).lexically_normal();
   if (out.filename().empty()) out = out.parent_path();  // "dir/" -> "dir"
@@ -186,7 +180,7 @@ QuantizationConfig export_quantized_checkpoint(const std::string& source_dir, co
 
   fs::create_directories(out.parent_path(), ec);
   OMNI_CHECK(!ec, "export: cannot create ", out.parent_path().string(), ": ", ec.message());
-  TempDirGuard tmp{temp_sibling(out, ".tmp-")};
+  TempDirGuard tmp{temp_sibling(out, "tmp")};
   fs::create_directory(tmp.path, ec);
   OMNI_CHECK(!ec, "export: cannot create temporary directory ", tmp.path.string(), ": ", ec.message());
 
@@ -204,22 +198,8 @@ QuantizationConfig export_quantized_checkpoint(const std::string& source_dir, co
     progress("copied " + name);
   }
 
-  // Move into place. With overwrite the old directory is first moved aside, then removed.
-  if (fs::exists(out)) {
-    const fs::path old = temp_sibling(out, ".old-");
-    fs::rename(out, old, ec);
-    OMNI_CHECK(!ec, "export: cannot move the existing ", out.string(), " aside: ", ec.message());
-    fs::rename(tmp.path, out, ec);
-    if (ec) {
-      std::error_code ec2;
-      fs::rename(old, out, ec2);
-      OMNI_FAIL("export: cannot rename ", tmp.path.string(), " to ", out.string(), ": ", ec.message());
-    }
-    fs::remove_all(old, ec);
-  } else {
-    fs::rename(tmp.path, out, ec);
-    OMNI_CHECK(!ec, "export: cannot rename ", tmp.path.string(), " to ", out.string(), ": ", ec.message());
-  }
+  // Move into place: a new name, or with --overwrite an exchange with the earlier output (io/temp_siblings.h).
+  replace_directory(tmp.path, out);
   tmp.keep = true;
   progress("exported " + out.string());
   return cfg;

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 namespace {
@@ -103,6 +104,79 @@ TEST_F(QuantizeErrors, AsymmetricNeedsTheGptqLayout) {
                        "--batch-size 1 --dataset " + kModel + "/calibration.txt");
   EXPECT_EQ(r.status, 1) << r.output;
   EXPECT_TRUE(has(r, "auto_gptq")) << r.output;
+}
+
+// --calib-tokens FILE: n pre-tokenized windows of `len` ids (below the tiny model's 8192), one JSON object a line.
+std::string write_token_windows(const std::string& path, int n, int len, int short_line = -1) {
+  std::ofstream f(path);
+  for (int i = 0; i < n; ++i) {
+    f << "{\"input_ids\": [";
+    const int count = i + 1 == short_line ? len - 1 : len;
+    for (int k = 0; k < count; ++k) f << (k ? ", " : "") << (i * 37 + k * 11) % 8000;
+    f << "]}\n";
+  }
+  return path;
+}
+
+TEST_F(QuantizeErrors, CalibTokensAreUsedAndReported) {
+  const std::string tokens = write_token_windows(kTmp + "/windows.jsonl", 4, 32);
+  const Result r = run("quantize " + kModel + " -o " + kTmp + "/out --iters 2 --nsamples 2 --seqlen 32 "
+                       "--batch-size 1 --calib-tokens " + tokens);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(has(r, "calibration: token windows " + tokens + ", 2 samples of 32 tokens (first 2 of 4 in the file)"))
+      << r.output;
+  EXPECT_TRUE(has(r, "64 calibration tokens")) << r.output;
+  EXPECT_TRUE(fs::exists(kTmp + "/out/config.json"));
+}
+
+TEST_F(QuantizeErrors, BadCalibTokensNameFileAndLine) {
+  const std::string tokens = write_token_windows(kTmp + "/short.jsonl", 4, 32, /*short_line=*/3);
+  const Result r = run("quantize " + kModel + " -o " + kTmp + "/out --iters 2 --nsamples 2 --seqlen 32 "
+                       "--batch-size 1 --calib-tokens " + tokens);
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(has(r, "omniround: error:")) << r.output;
+  EXPECT_TRUE(has(r, tokens + " line 3: 31 ids, but --seqlen is 32")) << r.output;
+  EXPECT_FALSE(fs::exists(kTmp + "/out"));
+  // Too few windows for --nsamples.
+  const std::string few = write_token_windows(kTmp + "/few.jsonl", 2, 32);
+  const Result f = run("quantize " + kModel + " -o " + kTmp + "/out --iters 2 --nsamples 3 --seqlen 32 "
+                       "--batch-size 1 --calib-tokens " + few);
+  EXPECT_EQ(f.status, 1) << f.output;
+  EXPECT_TRUE(has(f, few + " holds 2 windows, but 3 samples were asked for")) << f.output;
+  // Token windows replace the dataset and the policy: giving both is a usage error.
+  for (const std::string& other : {"--dataset " + kModel + "/calibration.txt", std::string("--calib-policy skip")}) {
+    const Result u = run("quantize " + kModel + " -o " + kTmp + "/out --iters 2 --nsamples 2 --seqlen 32 "
+                         "--calib-tokens " + tokens + " " + other);
+    EXPECT_NE(u.status, 0) << u.output;
+    EXPECT_TRUE(has(u, "excludes")) << u.output;
+  }
+  EXPECT_FALSE(fs::exists(kTmp + "/out"));
+}
+
+// A config that disagrees with its checkpoint (finding 8): every quantizer refuses it before writing, as the
+// loader refuses it at inference, instead of writing a model that runs half its layers or cannot be loaded.
+TEST(QuantizeConfigMismatch, EveryMethodRefusesItBeforeWriting) {
+  const std::string dir = kTmp + "-mismatch/layers4";
+  fs::remove_all(kTmp + "-mismatch");
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(kModel))
+    if (e.is_regular_file()) fs::copy_file(e.path(), dir + "/" + e.path().filename().string());
+  std::ifstream in(dir + "/config.json");
+  std::string cfg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string from = "\"num_hidden_layers\": 8";
+  ASSERT_NE(cfg.find(from), std::string::npos);
+  cfg.replace(cfg.find(from), from.size(), "\"num_hidden_layers\": 4");
+  std::ofstream(dir + "/config.json") << cfg;
+  const std::string out = kTmp + "-mismatch/out";
+  for (const char* method :
+       {" --rtn", " --rtn-opt --nsamples 2 --seqlen 16", " --iters 2 --nsamples 2 --seqlen 16"}) {
+    const Result r = run("quantize " + dir + " -o " + out + method);
+    EXPECT_EQ(r.status, 1) << method << "\n" << r.output;
+    EXPECT_TRUE(has(r, "model.layers.4.")) << method << "\n" << r.output;
+    EXPECT_TRUE(has(r, "num_hidden_layers 4")) << method << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(out)) << method;
+    EXPECT_FALSE(fs::exists(out + ".partial")) << method;
+  }
 }
 
 }  // namespace

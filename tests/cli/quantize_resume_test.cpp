@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "support/sanitizer_report.h"
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -62,6 +64,7 @@ ProcessResult run(std::vector<std::string> args, const std::string& kill_after =
   int st = 0;
   waitpid(pid, &st, 0);
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+  omni::testing_support::expect_no_sanitizer_report(args[1] + " " + args[2], r.log);
   return r;
 }
 
@@ -137,6 +140,49 @@ TEST(QuantizeResume, KilledRunResumesToIdenticalBytes) {
   // It names the field that differs (issue 7, finding 9), not two whole fingerprints.
   EXPECT_NE(e.log.find("different settings: iters was 6, now 7"), std::string::npos) << e.log;
   EXPECT_LT(e.log.size(), 2000u) << e.log;
+}
+
+// The token windows file (--calib-tokens) is part of the fingerprint: a resume with another file, or with a text
+// dataset instead, is refused by name; the same file resumes.
+TEST(QuantizeResume, CalibTokensFileIsInTheFingerprint) {
+  const std::string base = std::string(OMNI_BINARY_DIR) + "/resume_tokens_test";
+  fs::remove_all(base);
+  fs::create_directories(base);
+  const std::string tokens = base + "/windows.jsonl", out = base + "/out";
+  const auto write_windows = [&](int len) {
+    std::ofstream f(tokens);
+    for (int i = 0; i < 4; ++i) {
+      f << "{\"input_ids\": [";
+      for (int k = 0; k < len; ++k) f << (k ? ", " : "") << (i * 131 + k * 7) % 8000;
+      f << "]}\n";
+    }
+  };
+  write_windows(32);
+  std::vector<std::string> args = quantize_args(out);
+  args.resize(args.size() - 2);  // drop --dataset FILE
+  args.insert(args.end(), {"--calib-tokens", tokens});
+  const ProcessResult a = run(args, "block 1/8 done");
+  ASSERT_TRUE(a.killed) << a.log;
+  ASSERT_TRUE(fs::exists(out + ".partial/state.json"));
+
+  std::vector<std::string> with_text = quantize_args(out);
+  with_text.push_back("--resume");
+  const ProcessResult t = run(with_text);
+  EXPECT_EQ(t.status, 1) << t.log;
+  EXPECT_NE(t.log.find("calib_tokens was"), std::string::npos) << t.log;
+
+  write_windows(33);  // another file at the same path (its size differs; its length is never reached)
+  std::vector<std::string> resume = args;
+  resume.push_back("--resume");
+  const ProcessResult c = run(resume);
+  EXPECT_EQ(c.status, 1) << c.log;
+  EXPECT_NE(c.log.find("calib_tokens_bytes was"), std::string::npos) << c.log;
+
+  write_windows(32);
+  const ProcessResult d = run(resume);
+  ASSERT_EQ(d.status, 0) << d.log;
+  EXPECT_NE(d.log.find(" of 8 blocks done"), std::string::npos) << d.log;
+  EXPECT_TRUE(fs::exists(out + "/config.json"));
 }
 
 }  // namespace

@@ -139,7 +139,7 @@ TEST(AtomicFileWriter, CommitLeavesOnlyTheTarget) {
     // Before commit the target does not exist yet, only the temporary file.
     EXPECT_FALSE(fs::exists(target));
     ASSERT_EQ(d.listing().size(), 1u);
-    EXPECT_EQ(d.listing()[0].rfind("out.bin.tmp.", 0), 0u) << d.listing()[0];
+    EXPECT_EQ(d.listing()[0].rfind(".out.bin.tmp-", 0), 0u) << d.listing()[0];
     w.commit();
   }
   EXPECT_EQ(d.listing(), std::vector<std::string>{"out.bin"});

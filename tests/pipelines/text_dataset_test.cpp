@@ -278,5 +278,44 @@ TEST(CalibrationSamples, BadArgumentsAndPolicyNames) {
   expect_error_containing([&] { parse_calibration_policy("pad"); }, {"pad", "concat", "skip", "stream", "chat"});
 }
 
+// --calib-tokens: pre-tokenized windows are read as they are, in file order, and every malformed line is named.
+TEST_F(TextDatasetTest, TokenWindowsAreReadAsTheyAreInFileOrder) {
+  const std::string path = write("windows.jsonl", "{\"input_ids\": [5, 6, 7]}\n\n{\"input_ids\": [0, 8191, 3], \"x\": 1}\r\n"
+                                                  "{\"input_ids\": [9, 9, 9]}");
+  EXPECT_EQ(read_token_windows(path, 3, 8192),
+            (std::vector<std::vector<int32_t>>{{5, 6, 7}, {0, 8191, 3}, {9, 9, 9}}));
+  std::vector<std::string> logs;
+  CalibrationExtras extras;
+  extras.log = [&](const std::string& line) { logs.push_back(line); };
+  EXPECT_EQ(calibration_samples_from_token_file(path, 2, 3, 8192, extras),
+            (std::vector<std::vector<int32_t>>{{5, 6, 7}, {0, 8191, 3}}));
+  ASSERT_EQ(logs.size(), 1u);
+  EXPECT_EQ(logs[0], "calibration: token windows " + path + ", 2 samples of 3 tokens (first 2 of 3 in the file)");
+  // Too few: an error by default, a warning with allow_fewer.
+  expect_error_containing([&] { calibration_samples_from_token_file(path, 4, 3, 8192); },
+                          {path, "3 windows", "4 samples"});
+  extras.allow_fewer = true;
+  EXPECT_EQ(calibration_samples_from_token_file(path, 4, 3, 8192, extras).size(), 3u);
+  EXPECT_NE(logs.back().find("warning: using 3 calibration samples instead of 4"), std::string::npos) << logs.back();
+}
+
+TEST_F(TextDatasetTest, BrokenTokenWindowsNameFileAndLine) {
+  const auto fails = [&](const std::string& name, const std::string& body, const std::vector<std::string>& parts) {
+    const std::string path = write(name, body);
+    std::vector<std::string> want{path};
+    want.insert(want.end(), parts.begin(), parts.end());
+    expect_error_containing([&] { read_token_windows(path, 3, 100); }, want);
+  };
+  fails("len.jsonl", "{\"input_ids\": [1, 2, 3]}\n{\"input_ids\": [1, 2]}\n", {"line 2", "2 ids", "--seqlen is 3"});
+  fails("vocab.jsonl", "{\"input_ids\": [1, 100, 3]}\n", {"line 1", "input_ids[1] = 100", "outside the vocabulary [0, 100)"});
+  fails("neg.jsonl", "\n{\"input_ids\": [1, -1, 3]}\n", {"line 2", "input_ids[1] = -1"});
+  fails("float.jsonl", "{\"input_ids\": [1, 2.5, 3]}\n", {"line 1", "input_ids[1] is not an integer"});
+  fails("text.jsonl", "{\"text\": \"hello\"}\n", {"line 1", "no \"input_ids\" array"});
+  fails("json.jsonl", "{\"input_ids\": [1, 2, 3]}\n[1, 2, 3]\n{broken\n", {"line 2", "JSON object"});
+  fails("broken.jsonl", "{broken\n", {"line 1", "not valid JSON"});
+  fails("empty.jsonl", "\n  \n", {"no windows"});
+  expect_error_containing([&] { read_token_windows((dir_ / "missing.jsonl").string(), 3, 100); }, {"missing.jsonl"});
+}
+
 }  // namespace
 }  // namespace omni

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <new>
+#include <optional>
 #include <set>
 
 #include "backends/cpu/cpu_backend.h"
@@ -32,14 +34,19 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 NamedTensors calibration_inputs(const std::string& model_dir, const SafetensorsCheckpoint& ckpt,
                                 const QuantizableModel& model, const AutoRoundOptions& opt, Backend& backend,
                                 const std::function<void(const std::string&)>& log) {
-  OMNI_CHECK(!opt.dataset.empty(), "a calibration dataset is needed (--dataset FILE)");
+  OMNI_CHECK(!opt.dataset.empty() || !opt.calib_tokens.empty(),
+             "a calibration dataset is needed (--dataset FILE or --calib-tokens FILE)");
+  OMNI_CHECK(opt.dataset.empty() || opt.calib_tokens.empty(), "give either a dataset or token windows, not both");
   const Tokenizer tokenizer = Tokenizer::from_dir(model_dir);
-  const std::vector<std::string> texts = read_text_dataset(opt.dataset);
   CalibrationExtras extras;
   extras.log = log;
+  // Pre-tokenized windows are taken as they are (only checked against the vocabulary); texts go through a policy.
   const std::vector<std::vector<int32_t>> samples =
-      build_calibration_samples(tokenizer, texts, opt.nsamples, opt.seqlen, opt.seed,
-                                parse_calibration_policy(opt.calibration_policy), extras);
+      !opt.calib_tokens.empty()
+          ? calibration_samples_from_token_file(opt.calib_tokens, opt.nsamples, opt.seqlen, tokenizer.vocab_size(),
+                                                extras)
+          : build_calibration_samples(tokenizer, read_text_dataset(opt.dataset), opt.nsamples, opt.seqlen, opt.seed,
+                                      parse_calibration_policy(opt.calibration_policy), extras);
   return model.calibration_inputs(ckpt, samples, backend);
 }
 
@@ -216,6 +223,7 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
   check_options(opt, model_dir, out_dir);
   const std::unique_ptr<QuantizableModel> model = open_quantizable_model(model_dir);
   const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(model_dir);
+  model->check_checkpoint(ckpt, model_dir);
   const int64_t L = model->num_blocks();
   // transformers runs such lengths too (RoPE extrapolates), so this is a warning: positions past the model's
   // context were never trained, and calibrating on them tunes for text the model does not see.
@@ -232,52 +240,70 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
     state.create_fresh();
   }
 
+  // A failed run keeps OUT.partial only when it holds finished blocks that a --resume can reuse, and says so.
   AutoRoundSummary summary;
-  CalibrationChains chains(calibration_inputs(model_dir, ckpt, *model, opt, backend, log), opt.enable_quanted_input);
-  const Tensor& first = chains.fp.items().at(0).second;
-  summary.calibration_tokens = first.dim(0) * first.dim(1);
-
-  std::vector<QuantizedLinearOutput> quantized;
-  for (int64_t b = 0; b < L; ++b) {
-    const auto t_block = Clock::now();
-    const std::string prefix = model->block_prefix(b);
-    const Block& block_def = model->block(b);
-    for (const LinearDesc& d : block_def.linears())
-      if (!has_quantizable_shape(d.out_features, d.in_features, opt.scheme)) summary.skipped.push_back(prefix + "." + d.name);
-    TuningContext block(
-        block_def, prefix, [&](const std::string& name) { return ckpt.weight(name); },
-        [&](const LinearDesc& d) {
-          return LinearQuantSpec{has_quantizable_shape(d.out_features, d.in_features, opt.scheme), opt.scheme};
-        },
-        backend);
-
-    FrozenBlock frozen;
-    const bool resumed = state.is_completed(b);
-    NamedTensors y_ref;
-    if (resumed) {
-      frozen = state.load_block(b);
-    } else {
-      block.refresh_weights(TuningContext::WeightMode::Original);
-      y_ref = block_forward_all(block, chains.fp, opt.batch_size);  // Y_ref = Block_fp(X_fp), also the next X_fp
-      try {
-        frozen = quantize_block(block, *model, b, opt.method, chains.q, y_ref, chains.fp, opt,
-                                progress_of(cb, b, L, opt.iters, t_start));
-      } catch (const Error&) {
-        rethrow_with_context("block " + prefix);
-      }
-      frozen.seconds = seconds_since(t_block);
-      state.save_block(b, frozen);
+  try {
+    // Sizes come from options, so an allocation failure here is the options' doing: say which (finding 5).
+    std::optional<CalibrationChains> chains_or;
+    try {
+      chains_or.emplace(calibration_inputs(model_dir, ckpt, *model, opt, backend, log), opt.enable_quanted_input);
+    } catch (const std::bad_alloc&) {
+      OMNI_FAIL("not enough memory for the calibration inputs of --nsamples ", opt.nsamples, " × --seqlen ",
+                opt.seqlen, " tokens (block inputs are kept for every token, twice with quantized inputs): lower "
+                "--nsamples or --seqlen");
     }
-    for (const auto& [name, w] : frozen.weights)
-      quantized.push_back({name, w, ckpt.contains(name + ".bias") ? ckpt.tensor(name + ".bias") : Tensor()});
-    if (b + 1 < L) chains.advance(block, prefix, frozen, std::move(y_ref), opt.batch_size);
+    CalibrationChains& chains = *chains_or;
+    const Tensor& first = chains.fp.items().at(0).second;
+    summary.calibration_tokens = first.dim(0) * first.dim(1);
 
-    summary.blocks.push_back({b, frozen.tuning, frozen.seconds, resumed});
-    log(block_done_line(summary.blocks.back(), L, opt.method));
+    std::vector<QuantizedLinearOutput> quantized;
+    for (int64_t b = 0; b < L; ++b) {
+      const auto t_block = Clock::now();
+      const std::string prefix = model->block_prefix(b);
+      const Block& block_def = model->block(b);
+      for (const LinearDesc& d : block_def.linears())
+        if (!has_quantizable_shape(d.out_features, d.in_features, opt.scheme))
+          summary.skipped.push_back(prefix + "." + d.name);
+      TuningContext block(
+          block_def, prefix, [&](const std::string& name) { return ckpt.weight(name); },
+          [&](const LinearDesc& d) {
+            return LinearQuantSpec{has_quantizable_shape(d.out_features, d.in_features, opt.scheme), opt.scheme};
+          },
+          backend);
+
+      FrozenBlock frozen;
+      const bool resumed = state.is_completed(b);
+      NamedTensors y_ref;
+      if (resumed) {
+        frozen = state.load_block(b);
+      } else {
+        block.refresh_weights(TuningContext::WeightMode::Original);
+        y_ref = block_forward_all(block, chains.fp, opt.batch_size);  // Y_ref = Block_fp(X_fp), also the next X_fp
+        try {
+          frozen = quantize_block(block, *model, b, opt.method, chains.q, y_ref, chains.fp, opt,
+                                  progress_of(cb, b, L, opt.iters, t_start));
+        } catch (const Error&) {
+          rethrow_with_context("block " + prefix);
+        }
+        frozen.seconds = seconds_since(t_block);
+        state.save_block(b, frozen);
+      }
+      for (const auto& [name, w] : frozen.weights)
+        quantized.push_back({name, w, ckpt.contains(name + ".bias") ? ckpt.tensor(name + ".bias") : Tensor()});
+      if (b + 1 < L) chains.advance(block, prefix, frozen, std::move(y_ref), opt.batch_size);
+
+      summary.blocks.push_back({b, frozen.tuning, frozen.seconds, resumed});
+      log(block_done_line(summary.blocks.back(), L, opt.method));
+    }
+
+    summary.config = write_checkpoint(model_dir, out_dir, ckpt, quantized, summary.skipped, opt, model->block_lists(),
+                                      opt.method, log);
+  } catch (...) {
+    if (state.completed_blocks() > 0)
+      log("kept " + state.dir() + " (" + std::to_string(state.completed_blocks()) + " of " + std::to_string(L) +
+          " blocks done): the same command with --resume continues from there");
+    throw;
   }
-
-  summary.config = write_checkpoint(model_dir, out_dir, ckpt, quantized, summary.skipped, opt, model->block_lists(),
-                                    opt.method, log);
   state.remove();
   summary.seconds = seconds_since(t_start);
   return summary;
@@ -285,6 +311,7 @@ AutoRoundSummary autoround_quantize(const std::string& model_dir, const std::str
 
 RtnSummary quantize_rtn_model(const std::string& model_dir, const std::string& out_dir, RtnOptions options) {
   const std::unique_ptr<QuantizableModel> model = open_quantizable_model(model_dir);
+  model->check_checkpoint(SafetensorsCheckpoint::open_dir(model_dir), model_dir);
   options.block_names = model->block_lists();
   std::set<std::string> names;
   for (int64_t b = 0; b < model->num_blocks(); ++b)

@@ -28,6 +28,7 @@ struct AutoRoundOptions {
   bool enable_minmax_tuning = true;   // tune alpha/beta as well as V
   std::string dataset;                // text or JSONL file
   std::string calibration_policy = "concat";  // concat, skip, stream or chat (calibration_samples.h)
+  std::string calib_tokens;  // pre-tokenized windows (JSONL "input_ids"); when set, replaces dataset and policy
   QuantizedCheckpointFormat format = QuantizedCheckpointFormat::AutoRound;
   bool resume = false;     // continue an interrupted run from OUT_DIR.partial
   bool overwrite = false;  // replace an existing OUT_DIR

@@ -6,6 +6,7 @@
 #include "core/thread_pool.h"
 #include "io/file_util.h"
 #include "io/safetensors.h"
+#include "io/temp_siblings.h"
 
 namespace omni {
 
@@ -40,18 +41,28 @@ BlockStateDir::BlockStateDir(std::string dir, nlohmann::json fingerprint)
     : dir_(std::move(dir)), fingerprint_(std::move(fingerprint)) {}
 
 void BlockStateDir::create_fresh() {
+  completed_.clear();
+  replace_on_first_save_ = true;
+}
+
+void BlockStateDir::replace_earlier_state() {
   std::error_code ec;
-  fs::remove_all(dir_, ec);
-  OMNI_CHECK(!ec, "cannot remove the old partial state ", dir_, ": ", ec.message());
+  if (fs::exists(fs::symlink_status(dir_, ec))) {
+    // Only what we wrote is deleted: a folder of that name without our state file is someone else's.
+    OMNI_CHECK(fs::is_directory(fs::symlink_status(dir_, ec)) && file_exists(dir_ + "/state.json"), dir_,
+               " exists and is not the state of an interrupted quantization (no state.json); move it away");
+    fs::remove_all(dir_, ec);
+    OMNI_CHECK(!ec, "cannot remove the old partial state ", dir_, ": ", ec.message());
+  }
   fs::create_directories(dir_, ec);
   OMNI_CHECK(!ec, "cannot create ", dir_, ": ", ec.message());
-  completed_.clear();
-  write_state();
+  replace_on_first_save_ = false;
 }
 
 void BlockStateDir::open_for_resume() {
   const std::string path = dir_ + "/state.json";
   OMNI_CHECK(file_exists(path), "nothing to resume: ", path, " does not exist (run without --resume)");
+  clean_stale_temp_files_in(dir_, {});  // a block file or state.json being written when the run was killed
   nlohmann::json state;
   try {
     state = nlohmann::json::parse(read_text_file(path));
@@ -87,6 +98,7 @@ void BlockStateDir::write_state() const {
 }
 
 void BlockStateDir::save_block(int64_t block, const FrozenBlock& frozen) {
+  if (replace_on_first_save_) replace_earlier_state();
   std::vector<NamedTensor> tensors;
   nlohmann::json layers = nlohmann::json::object();
   for (const auto& [name, w] : frozen.weights) {
@@ -156,6 +168,11 @@ nlohmann::json run_fingerprint(const AutoRoundOptions& o, const std::string& mod
   j["format"] = o.format == QuantizedCheckpointFormat::AutoGptq ? "auto_gptq" : "auto_round";
   j["dataset"] = o.dataset.empty() ? "" : fs::absolute(o.dataset).string();
   j["dataset_bytes"] = o.dataset.empty() || !file_exists(o.dataset) ? 0 : file_size(o.dataset);
+  // Only when used, so partial states written before the option existed still resume.
+  if (!o.calib_tokens.empty()) {
+    j["calib_tokens"] = fs::absolute(o.calib_tokens).string();
+    j["calib_tokens_bytes"] = file_exists(o.calib_tokens) ? file_size(o.calib_tokens) : 0;
+  }
   j["model_dir"] = fs::absolute(model_dir).string();
   j["model_config"] = read_text_file(model_dir + "/config.json");
   j["threads"] = num_threads();

@@ -33,8 +33,10 @@ class BlockStateDir {
   BlockStateDir(std::string dir, nlohmann::json fingerprint);
 
   const std::string& dir() const { return dir_; }
-  void create_fresh();     // discards an earlier partial state
-  void open_for_resume();  // errors if absent or made with other options
+  // A new run. Nothing is written yet: an earlier partial state stays until this run finishes its first block
+  // (so a run that fails before that loses nothing a --resume of the earlier run could use), and is replaced then.
+  void create_fresh();
+  void open_for_resume();  // errors if absent or made with other options; cleans a killed run's temporary files
   bool is_completed(int64_t block) const;
   int64_t completed_blocks() const { return static_cast<int64_t>(completed_.size()); }
 
@@ -45,15 +47,17 @@ class BlockStateDir {
  private:
   std::string block_path(int64_t block) const;
   void write_state() const;
+  void replace_earlier_state();
 
   std::string dir_;
   nlohmann::json fingerprint_;
   std::map<int64_t, nlohmann::json> completed_;  // block → report
+  bool replace_on_first_save_ = false;          // create_fresh() was called and no block is saved yet
 };
 
 // The fingerprint of a run: options that change the output (by name), the model's config.json, the dataset's
-// size, the backend and the thread count (reductions are split per thread, so bit-identical results need the
-// same count).
+// (or the token windows file's) path and size, the backend and the thread count (reductions are split per
+// thread, so bit-identical results need the same count).
 nlohmann::json run_fingerprint(const AutoRoundOptions& options, const std::string& model_dir,
                                const std::string& backend_name);
 
