@@ -23,7 +23,11 @@ GenerateStats generate(CausalLM& model, std::span<const int32_t> prompt, const G
   if (generated) generated->clear();
   if (options.max_new_tokens == 0) return stats;
 
-  const int64_t capacity = std::min<int64_t>(ctx, stats.prompt_tokens + options.max_new_tokens);
+  // prompt + max_new_tokens may overflow (-n 2^63-1): compare against the room left instead of adding.
+  OMNI_CHECK(options.max_new_tokens > 0, "generate: the number of new tokens must be positive, found ",
+             options.max_new_tokens);
+  const int64_t capacity =
+      options.max_new_tokens >= ctx - stats.prompt_tokens ? ctx : stats.prompt_tokens + options.max_new_tokens;
   KvCache cache = model.new_cache(capacity);
   Sampler sampler(options.sampling);
   const auto is_stop = [&](int32_t id) {

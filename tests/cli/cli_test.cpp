@@ -45,6 +45,18 @@ TEST(Cli, GenerateStreamsTextAndReportsSpeed) {
   EXPECT_GE(continuation(r.output, "In the beginning").size(), 12u) << r.output;
 }
 
+// -n past the context (up to the largest int64) generates until the context is full or a stop token, instead of
+// overflowing prompt + n into a negative KV cache size (issue 7, finding 2).
+TEST(Cli, HugeTokenCountsStopAtTheContext) {
+  for (const char* n : {"4611686018427387904", "9223372036854775807"}) {
+    // "hi" meets a stop token within ~30 greedy tokens on this model, so the run is short.
+    const Result r = run("generate " + kModel + " -p hi -n " + n + " --threads 2");
+    ASSERT_EQ(r.status, 0) << n << "\n" << r.output;
+    EXPECT_TRUE(contains(r.output, "stopped: ")) << n << "\n" << r.output;
+    EXPECT_GE(generated_tokens(r.output), 1) << n << "\n" << r.output;
+  }
+}
+
 TEST(Cli, SeededSamplingIsReproducibleAndChatWorks) {
   const std::string args = "generate " + kModel + " -p 'The wise man' -n 16 --temperature 0.8 --top-k 40 --top-p 0.95 --seed 3";
   const Result a = run(args), b = run(args);
