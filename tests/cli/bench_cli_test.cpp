@@ -36,6 +36,13 @@ TEST(BenchCli, RefusesWhatItCannotRun) {
   Result r = run("bench decode " + kModel + " --prompt-tokens 100000 --tokens 4 --repeat 1");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("exceed the model's context"), std::string::npos) << r.output;
+  // Sizes whose sum overflows int64 are refused the same way, not allocated (issue 7, finding 2).
+  r = run("bench decode " + kModel + " --prompt-tokens 9223372036854775807 --tokens 4 --repeat 1");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("exceed the model's context of 2048"), std::string::npos) << r.output;
+  r = run("bench decode " + kModel + " --prompt-tokens 8 --tokens 9223372036854775807 --repeat 1");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("exceed the model's context of 2048"), std::string::npos) << r.output;
   r = run("bench " + kModel);
   EXPECT_NE(r.status, 0) << r.output;
   r = run("bench decode " + kModel + " --tokens 0");

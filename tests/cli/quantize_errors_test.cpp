@@ -153,6 +153,21 @@ TEST_F(QuantizeErrors, BadCalibTokensNameFileAndLine) {
   EXPECT_FALSE(fs::exists(kTmp + "/out"));
 }
 
+// Sizes from options are checked before they allocate, without forming products that overflow (finding 2): an
+// enormous --nsamples was a raw "vector::reserve", --batch-size past --nsamples failed only after calibration.
+TEST_F(QuantizeErrors, SizesFromOptionsAreBoundedBeforeAnyWork) {
+  Result r = run("quantize " + kModel + " -o " + kTmp + "/out --iters 1 --seqlen 4 --nsamples 4611686018427387904");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(has(r, "--nsamples 4611686018427387904 × --seqlen 4 calibration tokens exceed the limit")) << r.output;
+  r = run("quantize " + kModel + " -o " + kTmp + "/out --iters 1 --seqlen 16 --nsamples 4 "
+          "--batch-size 9223372036854775807");
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_TRUE(has(r, "--batch-size 9223372036854775807 exceeds --nsamples 4")) << r.output;
+  EXPECT_FALSE(has(r, "calibration:")) << "refused only after building the calibration set:\n" << r.output;
+  EXPECT_FALSE(fs::exists(kTmp + "/out"));
+  EXPECT_FALSE(fs::exists(kTmp + "/out.partial"));
+}
+
 // A config that disagrees with its checkpoint (finding 8): every quantizer refuses it before writing, as the
 // loader refuses it at inference, instead of writing a model that runs half its layers or cannot be loaded.
 TEST(QuantizeConfigMismatch, EveryMethodRefusesItBeforeWriting) {
@@ -169,7 +184,8 @@ TEST(QuantizeConfigMismatch, EveryMethodRefusesItBeforeWriting) {
   std::ofstream(dir + "/config.json") << cfg;
   const std::string out = kTmp + "-mismatch/out";
   for (const char* method :
-       {" --rtn", " --rtn-opt --nsamples 2 --seqlen 16", " --iters 2 --nsamples 2 --seqlen 16"}) {
+       {" --rtn", " --rtn-opt --nsamples 2 --seqlen 16 --batch-size 2",
+        " --iters 2 --nsamples 2 --seqlen 16 --batch-size 2"}) {
     const Result r = run("quantize " + dir + " -o " + out + method);
     EXPECT_EQ(r.status, 1) << method << "\n" << r.output;
     EXPECT_TRUE(has(r, "model.layers.4.")) << method << "\n" << r.output;

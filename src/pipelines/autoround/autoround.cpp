@@ -146,6 +146,13 @@ void check_options(const AutoRoundOptions& opt, const std::string& model_dir, co
   OMNI_CHECK(std::isfinite(opt.lr) && std::isfinite(opt.minmax_lr), "learning rates must be finite, found lr ", opt.lr,
              " and minmax_lr ", opt.minmax_lr);
   OMNI_CHECK(opt.batch_size > 0 && opt.grad_accum > 0, "batch size and gradient accumulation must be positive");
+  OMNI_CHECK(opt.batch_size <= opt.nsamples, "--batch-size ", opt.batch_size, " exceeds --nsamples ", opt.nsamples,
+             " (a mini-batch is drawn from the calibration samples)");
+  // Every calibration token is kept as block inputs; the product is checked without forming it (it can overflow).
+  constexpr int64_t kMaxCalibrationTokens = int64_t{1} << 31;
+  OMNI_CHECK(opt.nsamples <= kMaxCalibrationTokens / opt.seqlen, "--nsamples ", opt.nsamples, " × --seqlen ",
+             opt.seqlen, " calibration tokens exceed the limit of ", kMaxCalibrationTokens,
+             " (2^31; real runs use 128 × 2048 = 2^18)");
   OMNI_CHECK(opt.scheme.sym || opt.format == QuantizedCheckpointFormat::AutoGptq,
              "asymmetric quantization is exported in the auto_gptq layout only (use --format auto_gptq)");
   OMNI_CHECK(!read_quantization_config(model_dir).has_value(), model_dir,
