@@ -18,6 +18,9 @@ mutations = {
     "eos_outside_vocab": lambda c: c.__setitem__("eos_token_id", 5000),
     "missing_rope_theta": lambda c: c.pop("rope_theta"),
     "architectures_not_list": lambda c: c.__setitem__("architectures", "Qwen3ForCausalLM"),
+    # Found by the config fuzzer (issue 7): hidden / heads gave head_dim 0; 2^40 x 2^40 overflowed int64.
+    "hidden_not_multiple_of_heads": lambda c: (c.pop("head_dim"), c.__setitem__("hidden_size", 2)),
+    "size_too_large": lambda c: (c.__setitem__("num_attention_heads", 2**40), c.__setitem__("head_dim", 2**40)),
 }
 os.makedirs(os.path.join(HERE, "broken"), exist_ok=True)
 for name, mutate in mutations.items():
@@ -29,3 +32,6 @@ with open(os.path.join(HERE, "broken", "not_json.json"), "w") as f:
     f.write('{"architectures": ["Qwen3ForCausalLM"], "vocab_size": 10,,}')
 with open(os.path.join(HERE, "broken", "top_level_array.json"), "w") as f:
     f.write("[1, 2, 3]")
+# Deeper than the parser's limit (512); 100 000 levels used to overflow the stack when an error quoted the value.
+with open(os.path.join(HERE, "broken", "deep_nesting.json"), "w") as f:
+    f.write('{"architectures": ' + "[" * 600 + "]" * 600 + "}")

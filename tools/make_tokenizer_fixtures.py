@@ -211,6 +211,17 @@ def broken_tokenizers(base):
     def added_huge_id(d):
         d["added_tokens"][1]["id"] = 1000000000
 
+    # Issue 7, found while fuzzing: \C matches one byte even in UTF mode (a piece could end inside a character);
+    # 100 000 nested brackets overflowed the stack when an error quoted them (600 is past the limit of 512).
+    def regex_backslash_c(d):
+        d["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\C"
+
+    def deep_nesting(d):
+        nested = []
+        for _ in range(600):
+            nested = [nested]
+        d["model"]["dropout"] = nested
+
     good = json.dumps(base, ensure_ascii=False)
     return [
         ("bad_json.json", good[: len(good) // 2], "invalid JSON"),
@@ -234,6 +245,8 @@ def broken_tokenizers(base):
         ("unsupported_decoder.json", variant(bad_decoder), "decoder.type is 'WordPiece'"),
         ("vocab_huge_id.json", variant(vocab_huge_id), "has id 100000000, but there are only"),
         ("added_token_huge_id.json", variant(added_huge_id), "has id 1000000000, but there are only"),
+        ("regex_backslash_c.json", variant(regex_backslash_c), "pre_tokenizer.pretokenizers[0].pattern"),
+        ("deep_nesting.json", variant(deep_nesting), "nested deeper than 512 levels"),
     ]
 
 

@@ -5,14 +5,54 @@
 
 namespace omni {
 
-nlohmann::json read_json_file(const std::string& path) {
-  const std::string text = read_text_file(path);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    OMNI_FAIL(path, ": invalid JSON: ", e.what());
+namespace {
+
+// nlohmann parses iteratively but dumps, copies and compares recursively: 100 000 nested brackets parse, then
+// overflow the stack in the first error message that quotes the value (issue 7 fuzzing). No config or tokenizer
+// nests more than a handful of levels.
+constexpr int kMaxJsonDepth = 512;
+
+// Counts bracket depth outside strings; malformed text is left to the parser's own error.
+void check_nesting(std::string_view text, const std::string& source) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;  // the escaped character cannot end the string
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      OMNI_CHECK(++depth <= kMaxJsonDepth, source, ": invalid JSON: nested deeper than ", kMaxJsonDepth,
+                 " levels at byte ", i);
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
   }
 }
+
+template <typename Json>
+Json parse_as(std::string_view text, const std::string& source) {
+  check_nesting(text, source);
+  try {
+    return Json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    OMNI_FAIL(source, ": invalid JSON: ", e.what());
+  }
+}
+
+}  // namespace
+
+nlohmann::json parse_json_text(std::string_view text, const std::string& source) {
+  return parse_as<nlohmann::json>(text, source);
+}
+
+nlohmann::ordered_json parse_ordered_json_text(std::string_view text, const std::string& source) {
+  return parse_as<nlohmann::ordered_json>(text, source);
+}
+
+nlohmann::json read_json_file(const std::string& path) { return parse_json_text(read_text_file(path), path); }
 
 FieldReader::FieldReader(const nlohmann::json& j, std::string file) : j_(j), file_(std::move(file)) {
   OMNI_CHECK(j.is_object(), file_, ": config must be a JSON object");

@@ -5,12 +5,18 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 namespace omni {
 
+// Parses JSON text (a file's contents); `source` (the file) is named in errors. Every reader of a JSON input
+// parses through one of these, so what counts as valid JSON is decided in one place: nesting deeper than 512
+// levels is refused too (quoting such a value in an error message would overflow the stack).
+nlohmann::json parse_json_text(std::string_view text, const std::string& source);
+nlohmann::ordered_json parse_ordered_json_text(std::string_view text, const std::string& source);  // key order kept
 // Reads a JSON file with errors naming the file.
 nlohmann::json read_json_file(const std::string& path);
 

@@ -66,11 +66,10 @@ struct Opened {
   std::string file;
 };
 
-Opened open_config(const std::string& dir) {
+Opened open_config_text(std::string_view text, const std::string& file) {
   Opened o;
-  o.file = dir + "/config.json";
-  OMNI_CHECK(file_exists(o.file), dir, ": no config.json found (is this a Hugging Face model directory?)");
-  o.config = read_json_file(o.file);
+  o.file = file;
+  o.config = parse_json_text(text, o.file);
   const FieldReader r(o.config, o.file);
   const auto& archs = r.required("architectures");
   OMNI_CHECK(archs.is_array() && archs.size() == 1 && archs[0].is_string(), o.file,
@@ -83,6 +82,12 @@ Opened open_config(const std::string& dir) {
     }
   OMNI_FAIL(o.file, ": unsupported architecture \"", name, "\"; this build supports: ",
             join(supported_architectures()));
+}
+
+Opened open_config(const std::string& dir) {
+  const std::string file = dir + "/config.json";
+  OMNI_CHECK(file_exists(file), dir, ": no config.json found (is this a Hugging Face model directory?)");
+  return open_config_text(read_text_file(file), file);
 }
 
 }  // namespace
@@ -112,6 +117,17 @@ std::unique_ptr<QuantizableModel> open_quantizable_model(const std::string& dir)
 
 std::string describe_model(const std::string& dir) {
   const Opened o = open_config(dir);
+  return o.arch->describe(o.config, o.file);
+}
+
+std::unique_ptr<QuantizableModel> open_quantizable_model_config(std::string_view config_text,
+                                                                const std::string& file) {
+  const Opened o = open_config_text(config_text, file);
+  return o.arch->open_quantizable(o.config, o.file);
+}
+
+std::string describe_model_config(std::string_view config_text, const std::string& file) {
+  const Opened o = open_config_text(config_text, file);
   return o.arch->describe(o.config, o.file);
 }
 

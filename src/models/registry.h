@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backends/backend.h"
@@ -26,5 +27,11 @@ std::unique_ptr<CausalLM> open_causal_lm(const std::string& dir, Backend& backen
 std::unique_ptr<QuantizableModel> open_quantizable_model(const std::string& dir);
 // One line about the model's shape for `inspect`, e.g. "8 layers, hidden 256, ...".
 std::string describe_model(const std::string& dir);
+
+// The same two from the text of a config.json, `file` naming it in errors (the fuzzer and tests, which have no
+// model directory). The directory versions read config.json and go through the same code.
+std::unique_ptr<QuantizableModel> open_quantizable_model_config(std::string_view config_text,
+                                                                const std::string& file);
+std::string describe_model_config(std::string_view config_text, const std::string& file);
 
 }  // namespace omni

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "io/file_util.h"
+#include "io/json_fields.h"
 
 namespace omni {
 
@@ -44,7 +45,7 @@ const std::set<std::string>& tuning_keys() {
   return keys;
 }
 
-struct FieldReader {
+struct SectionReader {
   const ojson& j;
   const std::string& source;
   std::string where;  // "quantization_config" or "quantization_config.extra_config[\"x\"]"
@@ -86,26 +87,28 @@ struct FieldReader {
   }
 };
 
-void check_bits(const FieldReader& r, int64_t bits, bool allow_16_plus) {
-  const bool ok = bits == 2 || bits == 3 || bits == 4 || bits == 8 || (allow_16_plus && bits >= 16);
+// Checked as read, before narrowing to int: 4294967300 would otherwise become 4 (issue 7 fuzzing).
+int checked_bits(const SectionReader& r, int64_t bits, bool allow_16_plus) {
+  const bool ok = bits == 2 || bits == 3 || bits == 4 || bits == 8 ||
+                  (allow_16_plus && bits >= 16 && bits <= std::numeric_limits<int>::max());
   if (!ok) r.fail("bits", "expected 2, 3, 4 or 8" + std::string(allow_16_plus ? " (or >= 16 for 16-bit)" : "") +
                               ", found " + std::to_string(bits));
+  return static_cast<int>(bits);
 }
 
-void check_group_size(const FieldReader& r, int64_t g) {
+void check_group_size(const SectionReader& r, int64_t g) {
   if (!(g == -1 || g > 0)) r.fail("group_size", "expected -1 or a positive size, found " + std::to_string(g));
 }
 
 LayerOverride parse_override(const ojson& v, const std::string& source, const std::string& where) {
-  FieldReader r{v, source, where};
+  SectionReader r{v, source, where};
   if (!v.is_object()) OMNI_FAIL(source, ": ", where, ": expected an object, found ", v.dump());
   LayerOverride o;
   for (auto it = v.begin(); it != v.end(); ++it) {
     const std::string& k = it.key();
     if (it->is_null()) continue;
     if (k == "bits") {
-      o.bits = static_cast<int>(r.integer(k));
-      check_bits(r, *o.bits, true);
+      o.bits = checked_bits(r, r.integer(k), true);
     } else if (k == "group_size") {
       o.group_size = r.integer(k);
       check_group_size(r, *o.group_size);
@@ -120,7 +123,7 @@ LayerOverride parse_override(const ojson& v, const std::string& source, const st
   return o;
 }
 
-void parse_block_names(const ojson& v, const FieldReader& r, const std::string& key, std::vector<std::string>& out) {
+void parse_block_names(const ojson& v, const SectionReader& r, const std::string& key, std::vector<std::string>& out) {
   if (v.is_string()) {
     const std::string s = v.get<std::string>();
     size_t start = 0;
@@ -142,7 +145,7 @@ void parse_block_names(const ojson& v, const FieldReader& r, const std::string& 
 
 QuantizationConfig parse_quantization_config(const ojson& j, const std::string& source) {
   OMNI_CHECK(j.is_object(), source, ": quantization_config: expected an object, found ", j.dump());
-  FieldReader r{j, source, "quantization_config"};
+  SectionReader r{j, source, "quantization_config"};
   QuantizationConfig c;
 
   if (!r.find("quant_method")) r.fail("quant_method", "missing");
@@ -156,8 +159,7 @@ QuantizationConfig parse_quantization_config(const ojson& j, const std::string& 
   }
 
   if (!r.find("bits")) r.fail("bits", "missing");
-  c.bits = static_cast<int>(r.integer("bits"));
-  check_bits(r, c.bits, false);
+  c.bits = checked_bits(r, r.integer("bits"), false);
   if (!r.find("group_size")) r.fail("group_size", "missing");
   c.group_size = r.integer("group_size");
   check_group_size(r, c.group_size);
@@ -215,28 +217,22 @@ QuantizationConfig parse_quantization_config(const ojson& j, const std::string& 
   return c;
 }
 
+std::optional<QuantizationConfig> read_quantization_config_text(std::string_view config_text,
+                                                               const std::string& file) {
+  const ojson j = parse_ordered_json_text(config_text, file);
+  if (j.is_object() && j.contains("quantization_config") && !j["quantization_config"].is_null())
+    return parse_quantization_config(j["quantization_config"], file);
+  return std::nullopt;
+}
+
 std::optional<QuantizationConfig> read_quantization_config(const std::string& model_dir) {
   const std::string config_path = model_dir + "/config.json";
   if (file_exists(config_path)) {
-    ojson j;
-    try {
-      j = ojson::parse(read_text_file(config_path));
-    } catch (const nlohmann::json::exception& e) {
-      OMNI_FAIL(config_path, ": invalid JSON: ", e.what());
-    }
-    if (j.is_object() && j.contains("quantization_config") && !j["quantization_config"].is_null())
-      return parse_quantization_config(j["quantization_config"], config_path);
+    if (auto q = read_quantization_config_text(read_text_file(config_path), config_path)) return q;
   }
   const std::string qc_path = model_dir + "/quantization_config.json";
-  if (file_exists(qc_path)) {
-    ojson j;
-    try {
-      j = ojson::parse(read_text_file(qc_path));
-    } catch (const nlohmann::json::exception& e) {
-      OMNI_FAIL(qc_path, ": invalid JSON: ", e.what());
-    }
-    return parse_quantization_config(j, qc_path);
-  }
+  if (file_exists(qc_path))
+    return parse_quantization_config(parse_ordered_json_text(read_text_file(qc_path), qc_path), qc_path);
   return std::nullopt;
 }
 
@@ -314,14 +310,16 @@ ojson to_json(const QuantizationConfig& c) {
       ojson dyn = ojson::object();
       for (const ExtraConfigEntry& e : c.extra_config) {
         const bool skip = e.value.bits && *e.value.bits >= 16;
+        const std::string key = (skip ? "-:" : "+:") + as_dynamic_regex(e);
+        if (dyn.contains(key)) continue;  // the first entry with a key applies; a repeat must not replace it
         if (skip) {
-          dyn["-:" + as_dynamic_regex(e)] = ojson::object();
+          dyn[key] = ojson::object();
         } else {
           ojson o = ojson::object();
           o["bits"] = e.value.bits.value_or(c.bits);
           o["group_size"] = e.value.group_size.value_or(c.group_size);
           o["sym"] = e.value.sym.value_or(c.sym);
-          dyn["+:" + as_dynamic_regex(e)] = o;
+          dyn[key] = o;
         }
       }
       j["dynamic"] = dyn;
@@ -332,7 +330,11 @@ ojson to_json(const QuantizationConfig& c) {
     if (!c.provider.empty()) j["provider"] = c.provider;
     if (!c.extra_config.empty()) {
       ojson extra = ojson::object();
-      for (const ExtraConfigEntry& e : c.extra_config) extra[e.key] = override_json(e.value);
+      // The first entry with a key is the one that applies (layer_selection.h); a later one with the same key
+      // (extra_config and dynamic both naming it) must not overwrite it, or the written file would mean another
+      // thing (issue 7 fuzzing).
+      for (const ExtraConfigEntry& e : c.extra_config)
+        if (!extra.contains(e.key)) extra[e.key] = override_json(e.value);
       j["extra_config"] = extra;
     }
   }

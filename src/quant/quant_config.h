@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -70,6 +71,10 @@ QuantizationConfig parse_quantization_config(const nlohmann::ordered_json& j, co
 // Reads dir/config.json's "quantization_config", else dir/quantization_config.json (vLLM's fallback);
 // std::nullopt when neither exists (an unquantised model).
 std::optional<QuantizationConfig> read_quantization_config(const std::string& model_dir);
+// The "quantization_config" of a config.json given as text (`file` names it in errors); std::nullopt when the
+// config has none. read_quantization_config reads config.json through this.
+std::optional<QuantizationConfig> read_quantization_config_text(std::string_view config_text,
+                                                               const std::string& file);
 
 // Serialises for config.json / quantization_config.json, omitting default values (AUTOROUND.md §5). GPTQ
 // configs get desc_act / true_sequential / damp_percent / lm_head and express 16-bit layers as "dynamic"

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "io/file_util.h"
 #include "io/json_fields.h"
 #include "models/qwen2/qwen2.h"
 #include "models/qwen3/qwen3.h"
@@ -74,6 +75,10 @@ TEST(ModelConfig, BrokenFilesGiveClearErrors) {
       {"architectures_not_list", "\"architectures\" must be a list"},
       {"not_json", "invalid JSON"},
       {"top_level_array", "config must be a JSON object"},
+      // Issue 7, found by the config fuzzer.
+      {"hidden_not_multiple_of_heads", "hidden_size (2) is not a multiple of num_attention_heads (4)"},
+      {"size_too_large", "\"num_attention_heads\" must be at most 2147483647, found 1099511627776"},
+      {"deep_nesting", "invalid JSON: nested deeper than 512 levels"},
   };
   for (const auto& [name, fragment] : cases) {
     const std::string path = kDir + "broken/" + name + ".json";
@@ -85,6 +90,23 @@ TEST(ModelConfig, BrokenFilesGiveClearErrors) {
       EXPECT_NE(msg.find(path), std::string::npos) << msg;
       EXPECT_NE(msg.find(fragment), std::string::npos) << "expected \"" << fragment << "\" in: " << msg;
     }
+  }
+}
+
+// The text entry points (used by the config fuzzer) are the directory ones minus the file read.
+TEST(ModelConfig, ConfigTextGivesTheSameModelAsTheDirectory) {
+  const std::string dir = std::string(OMNI_SOURCE_DIR) + "/models/tiny-qwen3";
+  const std::string text = read_text_file(dir + "/config.json");
+  EXPECT_EQ(describe_model_config(text, "mem/config.json"), describe_model(dir));
+  EXPECT_EQ(open_quantizable_model_config(text, "mem/config.json")->num_blocks(),
+            open_quantizable_model(dir)->num_blocks());
+  try {
+    describe_model_config("{}", "mem/config.json");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("mem/config.json: missing required field \"architectures\""),
+              std::string::npos)
+        << e.what();
   }
 }
 

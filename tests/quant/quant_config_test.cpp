@@ -101,6 +101,49 @@ TEST(QuantConfig, ErrorsNameTheFieldAndFile) {
   e = error_of(ojson::parse(R"({"quant_method": "auto-round", "bits": 4, "group_size": 18446744073709551615})"));
   EXPECT_NE(e.find("group_size: expected an integer, found 18446744073709551615 (out of range)"), std::string::npos)
       << e;
+  // Issue 7, config fuzzer: bits were narrowed to int before the check, so 2^32 + 4 read as 4.
+  e = error_of(ojson::parse(R"({"quant_method": "auto-round", "bits": 4294967300, "group_size": 128})"));
+  EXPECT_NE(e.find("quantization_config.bits: expected 2, 3, 4 or 8, found 4294967300"), std::string::npos) << e;
+  e = error_of(ojson::parse(
+      R"({"quant_method": "auto-round", "bits": 4, "group_size": 128, "extra_config": {"a": {"bits": 4294967312}}})"));
+  EXPECT_NE(e.find("extra_config[\"a\"].bits: expected 2, 3, 4 or 8 (or >= 16 for 16-bit), found 4294967312"),
+            std::string::npos)
+      << e;
+}
+
+// Issue 7, config fuzzer: a layer named both in extra_config and in dynamic was written back with the second
+// entry's settings, though the first is the one that applies.
+TEST(QuantConfig, RepeatedKeyIsWrittenWithTheEntryThatApplies) {
+  const ojson j = ojson::parse(R"({"quant_method": "auto-round", "bits": 4, "group_size": 128,
+      "extra_config": {"model.layers.0.mlp.up_proj": {"bits": 8}},
+      "dynamic": {"+:model.layers.0.mlp.up_proj": {"bits": 2}}})");
+  const QuantizationConfig c = parse_quantization_config(j, "q.json");
+  ASSERT_EQ(c.extra_config.size(), 2u);
+  EXPECT_EQ(resolve_layer_quantization(c, "model.layers.0.mlp.up_proj").scheme.bits, 8);
+  const ojson out = to_json(c);
+  EXPECT_EQ(out["extra_config"]["model.layers.0.mlp.up_proj"]["bits"], 8) << out.dump();
+  const QuantizationConfig back = parse_quantization_config(out, "back");
+  EXPECT_EQ(resolve_layer_quantization(back, "model.layers.0.mlp.up_proj").scheme.bits, 8);
+  // The same through the GPTQ writer's "dynamic".
+  QuantizationConfig g = c;
+  g.quant_method = "gptq";
+  const QuantizationConfig gback = parse_quantization_config(to_json(g), "back");
+  EXPECT_EQ(resolve_layer_quantization(gback, "model.layers.0.mlp.up_proj").scheme.bits, 8);
+}
+
+TEST(QuantConfig, ReadsTheSectionOfConfigText) {
+  EXPECT_FALSE(read_quantization_config_text(R"({"architectures": ["Qwen3ForCausalLM"]})", "c.json").has_value());
+  const auto q = read_quantization_config_text(
+      R"({"quantization_config": {"quant_method": "gptq", "bits": 8, "group_size": -1}})", "c.json");
+  ASSERT_TRUE(q.has_value());
+  EXPECT_EQ(q->bits, 8);
+  EXPECT_EQ(q->group_size, -1);
+  try {
+    read_quantization_config_text("{\"quantization_config\": ", "c.json");
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("c.json: invalid JSON"), std::string::npos) << e.what();
+  }
 }
 
 TEST(QuantConfig, GptqDynamicAndConventions) {

@@ -48,8 +48,11 @@ RegexSplitter::RegexSplitter(const std::string& pattern, bool literal, const std
     : compiled_(std::make_unique<Compiled>()), source_(source) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  uint32_t options = PCRE2_UTF | PCRE2_UCP;
-  if (literal) options |= PCRE2_LITERAL;
+  // A literal takes only a few options (with PCRE2_UCP it fails to compile, so every "String" pattern was refused).
+  // A regex is never allowed \C: it matches one byte even in UTF mode, so a match could end inside a character
+  // and the next search would start there with PCRE2_NO_UTF_CHECK, which PCRE2 leaves undefined.
+  const uint32_t options =
+      literal ? PCRE2_UTF | PCRE2_LITERAL : PCRE2_UTF | PCRE2_UCP | PCRE2_NEVER_BACKSLASH_C;
   compiled_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), options,
                                   &error_code, &error_offset, nullptr);
   OMNI_CHECK(compiled_->code, source, ": cannot compile the regex at offset ", error_offset, ": ",

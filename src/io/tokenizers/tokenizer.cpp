@@ -10,6 +10,7 @@
 #include "io/tokenizers/bpe.h"
 #include "io/tokenizers/byte_level.h"
 #include "io/file_util.h"
+#include "io/json_fields.h"
 #include "io/tokenizers/regex_split.h"
 #include "io/tokenizers/unicode_normalize.h"
 #include "io/tokenizers/utf8.h"
@@ -23,15 +24,6 @@ namespace {
 // GPT-2's pre-tokenizer regex, used by ByteLevel when "use_regex" is true.
 constexpr const char* kGpt2Pattern =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
-json parse_json_file(const std::string& path) {
-  const std::string text = read_text_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    OMNI_FAIL(path, ": invalid JSON: ", e.what());
-  }
-}
 
 // Checked access to JSON fields: errors name the file and the dotted field path ("model.merges[3]").
 class Fields {
@@ -89,12 +81,13 @@ struct AddedToken {
 // Finds added tokens in text: leftmost match first, the longest token at that position (HF's leftmost-longest).
 class AddedTokenMatcher {
  public:
-  void add(const AddedToken* token) {
-    const auto first = static_cast<uint8_t>(token->content[0]);
-    auto& group = by_first_byte_[first];
-    group.push_back(token);
-    std::stable_sort(group.begin(), group.end(),
-                     [](const AddedToken* a, const AddedToken* b) { return a->content.size() > b->content.size(); });
+  void add(const AddedToken* token) { by_first_byte_[static_cast<uint8_t>(token->content[0])].push_back(token); }
+  // Longest first within each group, file order among equal lengths; once, after the last add (sorting at every
+  // add was quadratic: 20 000 added tokens took minutes to load).
+  void finish() {
+    for (auto& group : by_first_byte_)
+      std::stable_sort(group.begin(), group.end(),
+                       [](const AddedToken* a, const AddedToken* b) { return a->content.size() > b->content.size(); });
   }
   bool empty() const {
     return std::all_of(by_first_byte_.begin(), by_first_byte_.end(), [](const auto& g) { return g.empty(); });
@@ -348,6 +341,8 @@ void Tokenizer::Impl::load_added_tokens(const json& root, const Fields& f) {
     added.push_back(std::move(token));
   }
   for (const AddedToken& t : added) (t.normalized ? normalized_matcher : raw_matcher).add(&t);
+  raw_matcher.finish();
+  normalized_matcher.finish();
 }
 
 void Tokenizer::Impl::load_decoder(const json& root, const Fields& f) {
@@ -408,8 +403,10 @@ void Tokenizer::Impl::pre_tokenize(std::string_view piece, size_t level, std::ve
     splitters[level]->split(piece, [&](std::string_view sub) { pre_tokenize(sub, level + 1, ids); });
     return;
   }
+  // The empty text (encode("") without added tokens reaches here whole) stays empty: HF prepends the space only
+  // to a non-empty string (issue 7 fuzzing: front() of the empty view).
   std::string with_space;
-  if (prefix_space && piece.front() != ' ') {
+  if (prefix_space && !piece.empty() && piece.front() != ' ') {
     with_space.reserve(piece.size() + 1);
     with_space.push_back(' ');
     with_space.append(piece);
@@ -432,10 +429,12 @@ void Tokenizer::Impl::encode_normalized(std::string_view text, std::vector<int32
     normalized_matcher.split(normalized, ids, encode_plain);
 }
 
-Tokenizer Tokenizer::from_file(const std::string& path) {
+Tokenizer Tokenizer::from_file(const std::string& path) { return from_json_text(read_text_file(path), path); }
+
+Tokenizer Tokenizer::from_json_text(std::string_view text, const std::string& source) {
   auto impl = std::make_shared<Impl>();
-  impl->source = path;
-  impl->load(parse_json_file(path));
+  impl->source = source;
+  impl->load(parse_json_text(text, source));
   for (const char* name : {"<|endoftext|>", "<|im_end|>"}) {
     const auto it = impl->added_ids.find(name);
     if (it != impl->added_ids.end() && impl->special[it->second]) impl->eos.push_back(it->second);
@@ -446,10 +445,10 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
 Tokenizer Tokenizer::from_dir(const std::string& dir) {
   auto impl = std::make_shared<Impl>();
   impl->source = dir + "/tokenizer.json";
-  impl->load(parse_json_file(impl->source));
+  impl->load(read_json_file(impl->source));
 
   const std::string config_path = dir + "/tokenizer_config.json";
-  const json config = parse_json_file(config_path);
+  const json config = read_json_file(config_path);
   OMNI_CHECK(config.is_object(), config_path, ": the top level must be a JSON object");
   if (const auto it = config.find("eos_token"); it != config.end() && !it->is_null()) {
     // Either "<|endoftext|>" or {"content": "<|endoftext|>", ...} (older transformers).
@@ -461,7 +460,7 @@ Tokenizer Tokenizer::from_dir(const std::string& dir) {
   }
   const std::string generation_path = dir + "/generation_config.json";
   if (file_exists(generation_path)) {
-    const json gen = parse_json_file(generation_path);
+    const json gen = read_json_file(generation_path);
     if (const auto it = gen.is_object() ? gen.find("eos_token_id") : gen.end(); it != gen.end() && !it->is_null()) {
       const Fields f(generation_path);
       const auto add_id = [&](const json& v) {

@@ -27,6 +27,8 @@ class Tokenizer {
  public:
   // Loads tokenizer.json. eos_ids() are then the special tokens "<|endoftext|>" and "<|im_end|>" if present.
   static Tokenizer from_file(const std::string& path);
+  // The same from tokenizer.json's text; `source` names it in errors and is what source() returns.
+  static Tokenizer from_json_text(std::string_view text, const std::string& source);
   // Loads dir/tokenizer.json; eos_ids() come from dir/tokenizer_config.json ("eos_token"), dir/generation_config.json
   // ("eos_token_id", if the file exists) and "<|im_end|>" when it is a special token (ChatML's end of turn).
   static Tokenizer from_dir(const std::string& dir);

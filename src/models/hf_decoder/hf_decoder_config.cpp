@@ -1,20 +1,43 @@
 #include "models/hf_decoder/hf_decoder_config.h"
 
+#include <cstdint>
+
 #include "core/error.h"
 
 namespace omni {
+namespace {
+
+// Sizes above 2^31 - 1 are refused: no model comes near, and products of two sizes (weight shapes such as
+// heads x head_dim) then stay far inside int64 (issue 7 fuzzing: 2^40 x 2^40 overflowed in the block's shapes).
+constexpr int64_t kMaxSize = INT32_MAX;
+
+int64_t size_field(const FieldReader& r, const char* key) {
+  const int64_t x = r.positive_int(key);
+  OMNI_CHECK(x <= kMaxSize, r.file(), ": field \"", key, "\" must be at most ", kMaxSize, ", found ", x);
+  return x;
+}
+
+}  // namespace
 
 void read_hf_decoder_fields(const FieldReader& r, DecoderSpec& c) {
   const std::string& file = r.file();
   const nlohmann::json& j = r.json();
-  c.vocab_size = r.positive_int("vocab_size");
-  c.hidden_size = r.positive_int("hidden_size");
-  c.intermediate_size = r.positive_int("intermediate_size");
-  c.num_hidden_layers = r.positive_int("num_hidden_layers");
-  c.num_attention_heads = r.positive_int("num_attention_heads");
-  c.num_key_value_heads = r.has("num_key_value_heads") ? r.positive_int("num_key_value_heads") : c.num_attention_heads;
-  c.head_dim = r.has("head_dim") ? r.positive_int("head_dim") : c.hidden_size / c.num_attention_heads;
-  c.max_position_embeddings = r.positive_int("max_position_embeddings");
+  c.vocab_size = size_field(r, "vocab_size");
+  c.hidden_size = size_field(r, "hidden_size");
+  c.intermediate_size = size_field(r, "intermediate_size");
+  c.num_hidden_layers = size_field(r, "num_hidden_layers");
+  c.num_attention_heads = size_field(r, "num_attention_heads");
+  c.num_key_value_heads = r.has("num_key_value_heads") ? size_field(r, "num_key_value_heads") : c.num_attention_heads;
+  if (r.has("head_dim")) {
+    c.head_dim = size_field(r, "head_dim");
+  } else {
+    // transformers' default, hidden_size / num_attention_heads, is only a head size when the division is exact
+    // (a config with fewer hidden units than heads gave head_dim 0).
+    OMNI_CHECK(c.hidden_size % c.num_attention_heads == 0, file, ": there is no \"head_dim\" and hidden_size (",
+               c.hidden_size, ") is not a multiple of num_attention_heads (", c.num_attention_heads, ")");
+    c.head_dim = c.hidden_size / c.num_attention_heads;
+  }
+  c.max_position_embeddings = size_field(r, "max_position_embeddings");
   c.rms_norm_eps = r.positive_number(r.required("rms_norm_eps"), "rms_norm_eps");
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
 

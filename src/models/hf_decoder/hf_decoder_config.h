@@ -9,7 +9,7 @@
 namespace omni {
 
 // Fills the shared fields of `spec` from `r`; spec.architecture must already be set. Rejects unsupported
-// features (scaled RoPE, sliding windows) and inconsistent sizes, naming the field.
+// features (scaled RoPE, sliding windows), inconsistent sizes and sizes above 2^31 - 1, naming the field.
 void read_hf_decoder_fields(const FieldReader& r, DecoderSpec& spec);
 
 }  // namespace omni

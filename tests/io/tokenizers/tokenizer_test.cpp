@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -225,6 +226,59 @@ TEST(Tokenizer, FromFileAndTinyTokenizer) {
   EXPECT_EQ(tiny.decode(ids), text);
   EXPECT_EQ(tiny.decode(ids, /*skip_special=*/true), "the  thenin");
   EXPECT_EQ(tiny.eos_ids().size(), 2u);  // <|endoftext|> and <|im_end|>
+}
+
+// tiny_valid.json with another pre-tokenizer, loaded from text (as the tokenizer fuzzer does).
+Tokenizer tiny_with_pre_tokenizer(const nlohmann::json& pre, bool keep_added_tokens) {
+  nlohmann::json j = nlohmann::json::parse(read_file(kDataDir + "/tiny_valid.json"));
+  j["pre_tokenizer"] = pre;
+  if (!keep_added_tokens) j.erase("added_tokens");
+  return Tokenizer::from_json_text(j.dump(), "mem/tokenizer.json");
+}
+
+nlohmann::json byte_level_step(bool prefix_space) {
+  return {{"type", "ByteLevel"}, {"add_prefix_space", prefix_space}, {"use_regex", false}};
+}
+
+// Issue 7, tokenizer fuzzer: with add_prefix_space and no added tokens, encode("") read front() of an empty view.
+// Hugging Face gives no ids for the empty text and [Ġthe] for "the" (tokenizers 0.23.3).
+TEST(Tokenizer, EmptyTextWithPrefixSpaceHasNoIds) {
+  const Tokenizer tok = tiny_with_pre_tokenizer(byte_level_step(true), /*keep_added_tokens=*/false);
+  EXPECT_TRUE(tok.encode("").empty());
+  EXPECT_EQ(tok.encode("the"), std::vector<int32_t>{258});
+  EXPECT_EQ(tok.encode(" the"), std::vector<int32_t>{258});
+}
+
+// Split with a "String" pattern (a literal, not a regex) was refused: PCRE2 does not take PCRE2_UCP with
+// PCRE2_LITERAL. Ids from Hugging Face tokenizers 0.23.3.
+TEST(Tokenizer, SplitOnLiteralString) {
+  const auto split_on = [](const std::string& literal) {
+    return nlohmann::json{{"type", "Sequence"},
+                          {"pretokenizers",
+                           {{{"type", "Split"}, {"pattern", {{"String", literal}}}, {"behavior", "Isolated"}},
+                            byte_level_step(false)}}};
+  };
+  EXPECT_EQ(tiny_with_pre_tokenizer(split_on("he"), true).encode("the then"),
+            (std::vector<int32_t>{83, 257, 256, 257, 77}));  // t he Ġt he n: "Ġt he" cannot merge across pieces
+  EXPECT_EQ(tiny_with_pre_tokenizer(split_on("."), true).encode(" the.the"),
+            (std::vector<int32_t>{258, 13, 83, 257}));  // "." is a full stop, not "any character"
+}
+
+// Issue 7, found while fuzzing the tokenizer: added tokens were re-sorted at every add, so loading was quadratic
+// in their number (20 000 took minutes). Matching still takes the longest token at a position.
+TEST(Tokenizer, ManyAddedTokensLoadInLinearTime) {
+  nlohmann::json j = nlohmann::json::parse(read_file(kDataDir + "/tiny_valid.json"));
+  int32_t next = 0;
+  for (const auto& t : j["added_tokens"]) next = std::max(next, t["id"].get<int32_t>() + 1);
+  const int32_t first = next;
+  for (int i = 0; i < 20000; ++i)
+    j["added_tokens"].push_back({{"id", next++}, {"content", "<t" + std::to_string(i) + ">"}, {"special", true}});
+  j["added_tokens"].push_back({{"id", next}, {"content", "<t1"}, {"special", true}});
+  const auto start = std::chrono::steady_clock::now();
+  const Tokenizer tok = Tokenizer::from_json_text(j.dump(), "mem/tokenizer.json");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LT(seconds, 2.0) << "loading 20 000 added tokens took " << seconds << " s";
+  EXPECT_EQ(tok.encode("<t1><t12345><t1"), (std::vector<int32_t>{first + 1, first + 12345, next}));
 }
 
 TEST(Tokenizer, BrokenFilesGiveErrorsNamingFileAndField) {
