@@ -4,7 +4,6 @@
 // progress; an output a killed run was replacing is put back; --overwrite leaves nothing beside the output.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -12,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "support/dead_pid.h"
 #include "support/run_omniround.h"
 
 namespace {
@@ -19,20 +19,12 @@ namespace {
 using omni::testing_support::CommandResult;
 using omni::testing_support::run_omniround;
 namespace fs = std::filesystem;
+using omni::testing_support::dead_pid;
 
 const std::string kTiny = std::string(OMNI_SOURCE_DIR) + "/models/tiny-qwen3";
 const fs::path kRoot = fs::path(OMNI_BINARY_DIR) / "interrupted_outputs_test.out";
 // Small AutoRound settings: all 8 blocks in a few seconds.
 const std::string kTune = " --iters 4 --nsamples 4 --seqlen 32 --batch-size 2 --threads 2";
-
-// The pid of a process that has exited and been reaped: what a killed run's leftovers carry.
-long dead_pid() {
-  const pid_t child = ::fork();
-  if (child == 0) ::_exit(0);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  return child;
-}
 
 std::vector<std::string> hidden_siblings(const fs::path& out) {
   std::vector<std::string> names;

@@ -1,7 +1,6 @@
 // Temporary sibling names, the stale-leftover cleaner and the directory replacement (io/temp_siblings.h).
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -10,21 +9,16 @@
 #include <string>
 
 #include "io/temp_siblings.h"
+#include "support/dead_pid.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using omni::testing_support::dead_pid;
 using omni::TempSiblingName;
 
 const fs::path kRoot = fs::path(OMNI_BINARY_DIR) / "temp_siblings_test.out";
 
-long dead_pid() {
-  const pid_t child = ::fork();
-  if (child == 0) ::_exit(0);
-  int status = 0;
-  ::waitpid(child, &status, 0);
-  return child;
-}
 
 std::string read(const fs::path& p) {
   std::ifstream in(p);
