@@ -34,7 +34,7 @@ fi
 echo "== fixtures regenerate from their generators"
 bash scripts/check_fixtures.sh
 
-echo "== fuzzing the safetensors header parser"
+echo "== fuzzing the parsers (safetensors header, config.json, tokenizer.json)"
 [ -f scripts/fuzz.sh ] || { echo "scripts/fuzz.sh is missing" >&2; exit 1; }
 bash scripts/fuzz.sh "${OMNI_FUZZ_SECONDS:-120}" 2>&1 | tee "$logs/fuzz"
 fuzz_runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$logs/fuzz" | awk "{s+=\$1} END {print s+0}")
@@ -45,6 +45,7 @@ ninja -C build-ci -j"$jobs"
 # A smoke run of the benchmarks (do they still run?), not a timing check: speed targets are read off full runs.
 echo "== benchmark smoke run"
 build-ci/matmul_bench --benchmark_filter='MemoryRead|W4A16/M:1/N:4096/K:4096' --benchmark_min_time=0.05
+build-ci/tune_block_bench --from-model models/tiny-qwen3 --nsamples 4 --seqlen 32 --batch-size 2 --iters 2 >/dev/null
 ctest --test-dir build-ci --output-on-failure --no-tests=error -j"$jobs" 2>&1 | tee "$logs/cpu"
 
 echo "== all tests passed. CPU tests: $(ctest_counts "$logs/cpu"); ${cuda_summary}; fuzz: ${fuzz_runs:-0} runs, no finding"
