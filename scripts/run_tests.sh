@@ -10,12 +10,13 @@ jobs=$(nproc)
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
-# ctest's own summary: "N tests passed ... out of T" and one "(Skipped)" line per skipped test.
-ctest_counts() {  # LOG -> "T run, S skipped"
-  local total skipped
+# ctest's own summary: "…, F tests failed out of T" and one "(Skipped)" line per skipped test.
+ctest_counts() {  # LOG -> "T run: P passed, F failed, S skipped"
+  local total failed skipped
   total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$1" | tail -1)
+  failed=$(sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p' "$1" | tail -1)
   skipped=$(grep -c '(Skipped)$' "$1" || true)
-  echo "${total:-0} run, ${skipped} skipped"
+  echo "${total:-0} run: $(( ${total:-0} - ${failed:-0} - skipped )) passed, ${failed:-0} failed, ${skipped} skipped"
 }
 
 cuda_summary="CUDA: not built"
