@@ -4,6 +4,8 @@
 
 #include "core/error.h"
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -47,7 +49,7 @@ TEST(OptimizedRtn, NeverWorseThanRtnAndUsuallyBetter) {
     if (scheme.bits <= 4) {
       EXPECT_LT(e_opt, 0.95 * e_rtn) << "bits " << scheme.bits;
     }
-    // Every group's error is minimal among its candidates, in particular not above its RTN error.
+    // No group's error is above its RTN error (minimality over the whole grid: ChosenScaleIsMinimalOverTheGrid).
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t g = 0; g < opt.num_groups; ++g) {
         const int64_t k0 = g * opt.group_size, n = std::min(opt.group_size, cols - k0);
@@ -56,6 +58,39 @@ TEST(OptimizedRtn, NeverWorseThanRtnAndUsuallyBetter) {
                   weighted_group_error(wg, imp.data() + k0, n, rtn.group(r, g), scheme) * (1 + 1e-9));
       }
   }
+}
+
+// The search is exhaustive over its documented grid (optimized_rtn.h): for a symmetric scheme, no divisor
+// d_rtn · (1 + kOptimizedRtnStep · t), |t| ≤ kOptimizedRtnSteps, gives a group a smaller weighted error than the
+// one chosen. The candidates are rebuilt here from that definition (the dominant extreme over d, f16-rounded), not
+// taken from the implementation.
+TEST(OptimizedRtn, ChosenScaleIsMinimalOverTheGrid) {
+  const QuantScheme scheme{4, 32, true};
+  const int64_t rows = 6, cols = 96;
+  std::vector<float> w(static_cast<size_t>(rows * cols)), imp(static_cast<size_t>(cols));
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd(0.f, 0.05f);
+  for (auto& x : w) x = nd(rng);
+  std::uniform_real_distribution<float> u(0.01f, 3.f);
+  for (auto& x : imp) x = u(rng);
+  const QuantizedMatrix opt = quantize_matrix_optimized(w.data(), rows, cols, scheme, imp.data());
+  const float d_rtn = static_cast<float>(scheme.sym_zero());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t g = 0; g < opt.num_groups; ++g) {
+      const int64_t k0 = g * opt.group_size, n = std::min(opt.group_size, cols - k0);
+      const float* wg = w.data() + r * cols + k0;
+      const double chosen = weighted_group_error(wg, imp.data() + k0, n, opt.group(r, g), scheme);
+      float wmin = wg[0], wmax = wg[0];
+      for (int64_t j = 1; j < n; ++j) wmin = std::min(wmin, wg[j]), wmax = std::max(wmax, wg[j]);
+      for (int t = -kOptimizedRtnSteps; t <= kOptimizedRtnSteps; ++t) {
+        GroupScale c = opt.group(r, g);
+        const float d = d_rtn * (1.f + kOptimizedRtnStep * static_cast<float>(t));
+        c.scale = round_to_f16(!(wmax < -wmin) ? -wmax / d : -wmin / d);
+        ASSERT_GT(std::fabs(c.scale), 1e-4f);  // no scale near the floor in this data
+        EXPECT_LE(chosen, weighted_group_error(wg, imp.data() + k0, n, c, scheme) * (1 + 1e-12))
+            << "row " << r << " group " << g << " t " << t;
+      }
+    }
 }
 
 TEST(OptimizedRtn, ImportanceSteersTheError) {
