@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds omniround with warnings as errors and runs every test: first the CUDA build (compiled and linked; its GPU
-# tests report "Skipped" where there is no GPU), then the fuzzer for a bounded time, then the CPU build and its
-# tests. The CPU tests come last so that the end of the log (what a CI summary shows) is their ctest report,
+# tests report "Skipped" where there is no GPU), then the fuzzer for a bounded time, then the tests that read
+# untrusted input and the CLI tests under ASan + UBSan (scripts/sanitize_tests.sh, build-asan/), then the CPU build
+# and its tests. The CPU tests come last so that the end of the log (what a CI summary shows) is their ctest report,
 # followed by one line that counts what ran, passed and was skipped in each part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,6 +41,10 @@ echo "== fuzzing the parsers (safetensors header, config.json, tokenizer.json)"
 bash scripts/fuzz.sh "${OMNI_FUZZ_SECONDS:-120}" 2>&1 | tee "$logs/fuzz"
 fuzz_runs=$(sed -n 's/^Done \([0-9]*\) runs.*/\1/p' "$logs/fuzz" | awk "{s+=\$1} END {print s+0}")
 
+echo "== sanitizers (ASan + UBSan)"
+bash scripts/sanitize_tests.sh 2>&1 | tee "$logs/sanitize"
+sanitize_summary="sanitized tests: $(ctest_counts "$logs/sanitize")"
+
 echo "== CPU build (-Werror) and tests"
 cmake -S . -B build-ci -G Ninja -DCMAKE_BUILD_TYPE=Release -DOMNI_WERROR=ON -DOMNI_BENCH=ON >/dev/null
 ninja -C build-ci -j"$jobs"
@@ -49,4 +54,4 @@ build-ci/matmul_bench --benchmark_filter='MemoryRead|W4A16/M:1/N:4096/K:4096' --
 build-ci/tune_block_bench --from-model models/tiny-qwen3 --nsamples 4 --seqlen 32 --batch-size 2 --iters 2 >/dev/null
 ctest --test-dir build-ci --output-on-failure --no-tests=error -j"$jobs" 2>&1 | tee "$logs/cpu"
 
-echo "== all tests passed. CPU tests: $(ctest_counts "$logs/cpu"); ${cuda_summary}; fuzz: ${fuzz_runs:-0} runs, no finding"
+echo "== all tests passed. CPU tests: $(ctest_counts "$logs/cpu"); ${cuda_summary}; ${sanitize_summary}; fuzz: ${fuzz_runs:-0} runs, no finding"
