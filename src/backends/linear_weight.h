@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "core/tensor.h"
 
@@ -24,6 +25,15 @@ struct GroupedIntWeight {
 
   int64_t num_groups() const { return (in_features + group_size - 1) / group_size; }
 };
+
+// The smallest run of values that fills whole int32 words: 16, 32, 8, 4 values for 2, 3, 4, 8 bits (throws for
+// other widths). A packed axis must hold a multiple of it.
+int64_t gptq_values_per_block(int bits);
+
+// Checks bits, dtypes and shapes of every member against in / out features and group size, the zero points
+// against 2^bits − 1 and g_idx against the group count; `what` names the layer in the error. The checkpoint
+// reader, the exporter and the backends' prepare_linear all call it before they read the codes.
+void validate_grouped_int_weight(const GroupedIntWeight& w, const std::string& what);
 
 struct LinearWeight {
   Tensor dense;                // F32/BF16/F16 [N, K] when not quantised

@@ -16,8 +16,4 @@ GroupedIntWeight to_grouped_int_weight(const QuantizedMatrix& qm);
 // Dense W[n, k] = scales[g(k), n] * (code(k, n) − zeros[g(k), n]) as F32 [N, K], honouring g_idx.
 Tensor dequantize_grouped_int_weight(const GroupedIntWeight& w);
 
-// Checks dtypes and shapes of every member against bits / in / out features / group size; `what` names the layer
-// in the error.
-void validate_grouped_int_weight(const GroupedIntWeight& w, const std::string& what);
-
 }  // namespace omni

@@ -7,12 +7,6 @@
 
 namespace omni {
 
-int64_t gptq_values_per_block(int bits) {
-  OMNI_CHECK(bits == 2 || bits == 3 || bits == 4 || bits == 8, "GPTQ packing supports 2, 3, 4 and 8 bits, found ",
-             bits);
-  return bits == 3 ? 32 : 32 / bits;
-}
-
 int64_t gptq_packed_words(int64_t values, int bits, const char* what) {
   const int64_t block = gptq_values_per_block(bits);
   OMNI_CHECK(values % block == 0, what, ": ", values, " values are not a multiple of ", block, " (", bits,

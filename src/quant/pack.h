@@ -11,13 +11,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "backends/linear_weight.h"  // gptq_values_per_block
 #include "core/tensor.h"
 
 namespace omni {
 
-// The smallest run of values that fills whole words: 16, 32, 8, 4 values for 2, 3, 4, 8 bits (throws for other
-// widths). A packed axis must hold a multiple of it.
-int64_t gptq_values_per_block(int bits);
 // Words holding `values` values (values · bits / 32); throws naming `what` unless values is a multiple of the
 // block.
 int64_t gptq_packed_words(int64_t values, int bits, const char* what);

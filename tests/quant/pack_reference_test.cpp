@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/dequantize_gptq.h"
+#include "core/half.h"
 #include "io/file_util.h"
 #include "io/safetensors.h"
 #include "quant/checkpoint_reader.h"
@@ -224,6 +226,11 @@ TEST_P(PackReference, ReaderRecoversTheReferenceCodesAndZeros) {
   // What a loader computes from the file equals our fake-quant weight of the source, bit for bit.
   EXPECT_TRUE(same_bytes(dequantize_grouped_int_weight(w), fake_quantize_rtn(ref("weight"), scheme_of(c_)),
                          c_.name + " dequantized weight"));
+  // The BF16 form the CPU backend holds for non-4-bit weights under 16-bit activations: each F32 value rounded once.
+  const Tensor f32 = dequantize_gptq_cpu(w, DType::F32), bf16 = dequantize_gptq_cpu(w, DType::BF16);
+  int64_t differ = 0;
+  for (int64_t i = 0; i < f32.numel(); ++i) differ += bf16.data<uint16_t>()[i] != f32_to_bf16(f32.data<float>()[i]);
+  EXPECT_EQ(differ, 0) << c_.name << ": BF16 dequantization is not the rounded F32 one";
   fs::remove_all(dir);
 }
 

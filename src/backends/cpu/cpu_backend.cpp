@@ -5,6 +5,7 @@
 
 #include "backends/cpu/attention.h"
 #include "backends/cpu/attention_backward.h"
+#include "backends/cpu/dequantize_gptq.h"
 #include "backends/cpu/elementwise.h"
 #include "backends/cpu/embedding.h"
 #include "backends/cpu/layernorm.h"
@@ -91,9 +92,15 @@ Tensor CpuBackend::download_impl(const Tensor& x) { return x.dtype() == DType::F
 
 std::shared_ptr<const PreparedLinear> CpuBackend::prepare_linear(const LinearWeight& w) {
   auto p = std::make_shared<CpuPreparedLinear>();
-  if (w.is_quantized) {
+  if (w.is_quantized && w.quantized.bits == 4) {
     p->w4 = pack_w4a16_cpu(w.quantized);
     p->is_quantized = true;
+  } else if (w.is_quantized) {
+    // 2, 3 and 8 bits: no int kernel for them on the CPU yet, so the weight is held dense (exact in F32; BF16,
+    // half of F32's memory, where activations are 16-bit anyway).
+    validate_grouped_int_weight(w.quantized, "prepare_linear");
+    p->dense = dequantize_gptq_cpu(w.quantized, activation_dtype() == DType::F32 ? DType::F32 : DType::BF16);
+    p->dequantized_from = std::to_string(w.quantized.bits) + "-bit codes; the CPU int kernels take 4-bit";
   } else {
     OMNI_CHECK(w.dense.defined() && w.dense.device().is_cpu(), "prepare_linear: dense weight must be a CPU tensor");
     OMNI_CHECK(w.dense.ndim() == 2 && w.dense.dim(0) > 0 && w.dense.dim(1) > 0,

@@ -14,12 +14,15 @@ namespace omni {
 // copy); F16 is converted to F32 once; int4 weights are repacked (w4a16_matmul.h).
 class CpuPreparedLinear : public PreparedLinear {
  public:
-  Tensor dense;           // F32 or BF16 [N, K] when not quantised
-  W4A16CpuWeights w4;     // when quantized
-  bool is_quantized = false;
+  Tensor dense;           // F32 or BF16 [N, K] when not quantised, or quantised with codes w4 cannot hold
+  W4A16CpuWeights w4;     // 4-bit quantized weights
+  bool is_quantized = false;  // true: w4 holds the weight
+  std::string dequantized_from;  // why a quantized weight is in `dense` ("3-bit codes"), empty otherwise
   std::vector<float> bias;  // [N] in f32, empty without bias
   std::string layout() const override {
-    return is_quantized ? "w4a16" : "dense " + std::string(dtype_name(dense.dtype()));
+    if (is_quantized) return "w4a16";
+    const std::string d = "dense " + std::string(dtype_name(dense.dtype()));
+    return dequantized_from.empty() ? d : d + " (dequantized: " + dequantized_from + ")";
   }
 };
 
