@@ -322,20 +322,21 @@ std::vector<std::string> safetensors_files_in(const std::string& dir) {
 
 }  // namespace
 
-SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
+SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir, const std::string& stem) {
+  const std::string single_name = stem + ".safetensors", index_name = stem + ".safetensors.index.json";
   std::error_code ec;
   OMNI_CHECK(fs::is_directory(dir, ec), dir, ": not a directory (expected a checkpoint directory with ",
-             kSingleFileName, " or ", kIndexFileName, ")");
+             single_name, " or ", index_name, ")");
   SafetensorsCheckpoint ckpt;
   ckpt.dir_ = dir;
-  const std::string single_path = (fs::path(dir) / kSingleFileName).string();
-  const std::string index_path = (fs::path(dir) / kIndexFileName).string();
+  const std::string single_path = (fs::path(dir) / single_name).string();
+  const std::string index_path = (fs::path(dir) / index_name).string();
 
   // Like transformers, a single model.safetensors wins over an index.
   std::vector<std::string> shard_names;
   std::map<std::string, std::string> weight_map;  // from the index, when there is one
   if (file_exists(single_path)) {
-    shard_names.push_back(kSingleFileName);
+    shard_names.push_back(single_name);
   } else if (file_exists(index_path)) {
     const std::string text = read_text_file(index_path);
     // Depth 0 the index object, 1 "metadata"/"weight_map", 2 room for structured metadata.
@@ -366,7 +367,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
       OMNI_CHECK(file_exists((fs::path(dir) / shard).string()), index_path, ": shard ", in_quotes(shard),
                  " (listed for tensor ", in_quotes(name), ") does not exist in ", dir);
   } else {
-    // Something named model.safetensors that is not a readable regular file: say what it is, rather than that
+    // Something named STEM.safetensors that is not a readable regular file: say what it is, rather than that
     // there is none.
     const fs::file_status link = fs::symlink_status(single_path, ec);
     if (!ec && fs::exists(link)) {
@@ -386,7 +387,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open_dir(const std::string& dir) {
         if (!listing.empty()) listing += ", ";
         listing += f;
       }
-      OMNI_FAIL(dir, ": no ", kSingleFileName, " and no ", kIndexFileName, "; ",
+      OMNI_FAIL(dir, ": no ", single_name, " and no ", index_name, "; ",
                 found.empty() ? std::string("no .safetensors file found")
                               : str_cat(found.size(), " .safetensors files found (", listing,
                                         ") and no index saying how they fit together"));

@@ -58,7 +58,9 @@ class SafetensorsFile {
 // (every shard is opened and validated; a name mapped to a shard that lacks it is an error).
 class SafetensorsCheckpoint {
  public:
-  static SafetensorsCheckpoint open_dir(const std::string& dir);
+  // STEM.safetensors, else the shards of STEM.safetensors.index.json, else the one .safetensors file in dir.
+  // Transformers names them "model", diffusers "diffusion_pytorch_model".
+  static SafetensorsCheckpoint open_dir(const std::string& dir, const std::string& stem = "model");
 
   std::vector<std::string> names() const;  // sorted
   bool contains(std::string_view name) const;

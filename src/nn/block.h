@@ -96,3 +96,6 @@ class Block {
 };
 
 }  // namespace omni
+  // Inputs the block only reads (conditioning that is the same for every block of a forward: a FLUX block's
+  // "temb" and rotary tables). Calibration caches them beside io_names(); they have no gradient.
+  virtual std::vector<std::string> conditioning_names() const { return {}; }

@@ -78,7 +78,10 @@ bool CpuBackend::supports(Op op, DType dtype) const {
     case Op::Softmax:
     case Op::LayerNorm:
     case Op::GeluTanh:
-    case Op::Modulate: return is_activation_dtype(dtype);
+    case Op::Modulate:
+    case Op::Silu:
+    case Op::GatedAdd:
+    case Op::RopeInterleaved: return is_activation_dtype(dtype);
     case Op::Copy:
     case Op::CopyRows: return true;
     case Op::Fill: return dtype == DType::F32;
@@ -247,6 +250,26 @@ void CpuBackend::modulate_impl(Tensor& y, const Tensor& x, const Tensor& scale, 
   F32Out yo(y, false);
   modulate_forward(yo.p(), xi.p(), sc.p(), sh.p(), x.dim(0), x.dim(1), x.dim(2));
   yo.commit();
+}
+
+void CpuBackend::silu_impl(Tensor& y, const Tensor& x) {
+  const F32In xi(x);
+  F32Out yo(y, false);
+  silu_forward(yo.p(), xi.p(), y.numel());
+  yo.commit();
+}
+
+void CpuBackend::gated_add_impl(Tensor& y, const Tensor& x, const Tensor& gate, const Tensor& h) {
+  const F32In xi(x), gi(gate), hi(h);
+  F32Out yo(y, false);
+  gated_add_forward(yo.p(), xi.p(), gi.p(), hi.p(), x.dim(0), x.dim(1), x.dim(2));
+  yo.commit();
+}
+
+void CpuBackend::rope_interleaved_impl(Tensor& x, const Tensor& cos, const Tensor& sin) {
+  F32Out xo(x, true);
+  rope_interleaved_forward(xo.p(), cos.data<float>(), sin.data<float>(), x.dim(0), x.dim(1), x.dim(2));
+  xo.commit();
 }
 
 void CpuBackend::copy_impl(Tensor& dst, const Tensor& src) { std::memmove(dst.raw(), src.raw(), src.nbytes()); }

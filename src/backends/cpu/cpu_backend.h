@@ -53,6 +53,9 @@ class CpuBackend : public Backend {
   void layer_norm_impl(Tensor& y, const Tensor& x, float eps, const Tensor* weight, const Tensor* bias) override;
   void gelu_tanh_impl(Tensor& y, const Tensor& x) override;
   void modulate_impl(Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift) override;
+  void silu_impl(Tensor& y, const Tensor& x) override;
+  void gated_add_impl(Tensor& y, const Tensor& x, const Tensor& gate, const Tensor& h) override;
+  void rope_interleaved_impl(Tensor& x, const Tensor& cos, const Tensor& sin) override;
 
   // Training ops (cpu_backend_train.cpp): the f32 kernels of *_backward.h.
   void linear_dense_impl(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;

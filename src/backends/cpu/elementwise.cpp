@@ -47,4 +47,36 @@ void modulate_forward(float* y, const float* x, const float* scale, const float*
   });
 }
 
+void silu_forward(float* y, const float* x, int64_t n) {
+  parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) y[i] = x[i] / (1.0f + std::exp(-x[i]));
+  });
+}
+
+void gated_add_forward(float* y, const float* x, const float* gate, const float* h, int64_t B, int64_t T, int64_t D) {
+  parallel_for(0, B * T, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, D)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* g = gate + (r / T) * D;
+      for (int64_t d = 0; d < D; ++d) y[r * D + d] = x[r * D + d] + g[d] * h[r * D + d];
+    }
+  });
+}
+
+void rope_interleaved_forward(float* x, const float* cos, const float* sin, int64_t N, int64_t H, int64_t hd) {
+  parallel_for(0, N, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, H * hd)), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const float* c = cos + n * hd;
+      const float* s = sin + n * hd;
+      for (int64_t h = 0; h < H; ++h) {
+        float* v = x + (n * H + h) * hd;
+        for (int64_t k = 0; k < hd; k += 2) {
+          const float re = v[k], im = v[k + 1];
+          v[k] = re * c[k] - im * s[k];
+          v[k + 1] = im * c[k + 1] + re * s[k + 1];
+        }
+      }
+    }
+  });
+}
+
 }  // namespace omni

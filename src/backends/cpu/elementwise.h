@@ -16,4 +16,12 @@ void gelu_tanh_forward(float* y, const float* x, int64_t n);
 void modulate_forward(float* y, const float* x, const float* scale, const float* shift, int64_t B, int64_t T,
                       int64_t D);
 
+// y = silu(x) = x / (1 + exp(−x)). y may alias x.
+void silu_forward(float* y, const float* x, int64_t n);
+// Gated residual: y[b, t, :] = x[b, t, :] + gate[b, :] · h[b, t, :] for x, h [B, T, D]. y may alias x or h.
+void gated_add_forward(float* y, const float* x, const float* gate, const float* h, int64_t B, int64_t T, int64_t D);
+// Rotation of pairs (2k, 2k+1) of x [N, H, hd] in place by the tables cos, sin [N, hd] (backend.h,
+// rope_interleaved).
+void rope_interleaved_forward(float* x, const float* cos, const float* sin, int64_t N, int64_t H, int64_t hd);
+
 }  // namespace omni
