@@ -110,10 +110,10 @@ const char* op_name(Op op) {
     case Op::LayerNorm: return "layer_norm";
     case Op::GeluTanh: return "gelu_tanh";
     case Op::Modulate: return "modulate";
-  }
     case Op::Silu: return "silu";
     case Op::GatedAdd: return "gated_add";
     case Op::RopeInterleaved: return "rope_interleaved";
+  }
   return "?";
 }
 
@@ -393,6 +393,54 @@ void Backend::modulate(Tensor& y, const Tensor& x, const Tensor& scale, const Te
   modulate_impl(y, x, scale, shift);
 }
 
+void Backend::silu(Tensor& y, const Tensor& x) {
+  const char* op = "silu";
+  on_device(x, op, "x");
+  on_device(y, op, "y");
+  require_same_shape(x, y, op, "x", "y");
+  require_same_dtype(x, y, op, "x", "y");
+  require(Op::Silu, x.dtype());
+  silu_impl(y, x);
+}
+
+void Backend::gated_add(Tensor& y, const Tensor& x, const Tensor& gate, const Tensor& h) {
+  const char* op = "gated_add";
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&y, &x, &gate, &h})
+    on_device(*t, op, t == &y ? "y" : t == &x ? "x" : t == &gate ? "gate" : "h");
+  OMNI_CHECK(x.ndim() == 3, op, ": x expected [B, T, D], found ", shape_str(x.shape()));
+  require_same_shape(x, y, op, "x", "y");
+  require_same_shape(x, h, op, "x", "h");
+  require_same_dtype(x, y, op, "x", "y");
+  require_same_dtype(x, h, op, "x", "h");
+  require_same_dtype(x, gate, op, "x", "gate");
+  require_shape(gate, {x.dim(0), x.dim(2)}, op, "gate");
+  require(Op::GatedAdd, x.dtype());
+  gated_add_impl(y, x, gate, h);
+}
+
+void Backend::rope_interleaved(Tensor& x, const Tensor& cos, const Tensor& sin) {
+  const char* op = "rope_interleaved";
+  on_device(x, op, "x");
+  on_device(cos, op, "cos");
+  on_device(sin, op, "sin");
+  OMNI_CHECK(x.ndim() == 3 && x.dim(2) % 2 == 0, op, ": x expected [N, H, hd] with an even hd, found ",
+             shape_str(x.shape()));
+  require_dtype(cos, DType::F32, op, "cos");
+  require_dtype(sin, DType::F32, op, "sin");
+  require_shape(cos, {x.dim(0), x.dim(2)}, op, "cos");
+  require_shape(sin, {x.dim(0), x.dim(2)}, op, "sin");
+  require(Op::RopeInterleaved, x.dtype());
+  rope_interleaved_impl(x, cos, sin);
+}
+
+void Backend::silu_impl(Tensor&, const Tensor&) { OMNI_FAIL("silu is not implemented on ", name(), " yet"); }
+void Backend::gated_add_impl(Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  OMNI_FAIL("gated_add is not implemented on ", name(), " yet");
+}
+void Backend::rope_interleaved_impl(Tensor&, const Tensor&, const Tensor&) {
+  OMNI_FAIL("rope_interleaved is not implemented on ", name(), " yet");
+}
+
 void Backend::linear_backward(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
                               bool accumulate_dx, bool accumulate_dw) {
   const char* op = "linear_backward";
@@ -480,54 +528,6 @@ void check_qdq_shapes(const Tensor& w, const Tensor& v, const Tensor& alpha, con
   OMNI_CHECK(w.ndim() == 2 && w.dim(0) > 0 && w.dim(1) > 0, op, ": w expected [N, K], found ", shape_str(w.shape()));
   const int64_t G = scheme.num_groups_for(w.dim(1));
   require_shape(v, w.shape(), op, "v");
-void Backend::silu(Tensor& y, const Tensor& x) {
-  const char* op = "silu";
-  on_device(x, op, "x");
-  on_device(y, op, "y");
-  require_same_shape(x, y, op, "x", "y");
-  require_same_dtype(x, y, op, "x", "y");
-  require(Op::Silu, x.dtype());
-  silu_impl(y, x);
-}
-
-void Backend::gated_add(Tensor& y, const Tensor& x, const Tensor& gate, const Tensor& h) {
-  const char* op = "gated_add";
-  for (const Tensor* t : std::initializer_list<const Tensor*>{&y, &x, &gate, &h})
-    on_device(*t, op, t == &y ? "y" : t == &x ? "x" : t == &gate ? "gate" : "h");
-  OMNI_CHECK(x.ndim() == 3, op, ": x expected [B, T, D], found ", shape_str(x.shape()));
-  require_same_shape(x, y, op, "x", "y");
-  require_same_shape(x, h, op, "x", "h");
-  require_same_dtype(x, y, op, "x", "y");
-  require_same_dtype(x, h, op, "x", "h");
-  require_same_dtype(x, gate, op, "x", "gate");
-  require_shape(gate, {x.dim(0), x.dim(2)}, op, "gate");
-  require(Op::GatedAdd, x.dtype());
-  gated_add_impl(y, x, gate, h);
-}
-
-void Backend::rope_interleaved(Tensor& x, const Tensor& cos, const Tensor& sin) {
-  const char* op = "rope_interleaved";
-  on_device(x, op, "x");
-  on_device(cos, op, "cos");
-  on_device(sin, op, "sin");
-  OMNI_CHECK(x.ndim() == 3 && x.dim(2) % 2 == 0, op, ": x expected [N, H, hd] with an even hd, found ",
-             shape_str(x.shape()));
-  require_dtype(cos, DType::F32, op, "cos");
-  require_dtype(sin, DType::F32, op, "sin");
-  require_shape(cos, {x.dim(0), x.dim(2)}, op, "cos");
-  require_shape(sin, {x.dim(0), x.dim(2)}, op, "sin");
-  require(Op::RopeInterleaved, x.dtype());
-  rope_interleaved_impl(x, cos, sin);
-}
-
-void Backend::silu_impl(Tensor&, const Tensor&) { OMNI_FAIL("silu is not implemented on ", name(), " yet"); }
-void Backend::gated_add_impl(Tensor&, const Tensor&, const Tensor&, const Tensor&) {
-  OMNI_FAIL("gated_add is not implemented on ", name(), " yet");
-}
-void Backend::rope_interleaved_impl(Tensor&, const Tensor&, const Tensor&) {
-  OMNI_FAIL("rope_interleaved is not implemented on ", name(), " yet");
-}
-
   require_shape(alpha, {w.dim(0), G}, op, "alpha");
   require_shape(beta, {w.dim(0), G}, op, "beta");
 }

@@ -159,6 +159,15 @@ class Backend {
   // adaLN modulation: y = x · (1 + scale) + shift for x, y [B, T, D], scale and shift [B, D] (one row per sample,
   // broadcast over its T tokens), one dtype. y may alias x.
   void modulate(Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift);
+  // y = silu(x) = x / (1 + exp(−x)). y may alias x.
+  void silu(Tensor& y, const Tensor& x);
+  // Gated residual of adaLN-Zero blocks: y = x + gate · h for x, h, y [B, T, D], gate [B, D] (broadcast over the T
+  // tokens of its sample), one dtype. y may alias x or h.
+  void gated_add(Tensor& y, const Tensor& x, const Tensor& gate, const Tensor& h);
+  // In-place rotary embedding with given tables, pairs (2k, 2k+1) rotated together (GPT-J / FLUX layout, not
+  // rotate-half): x [N, H, hd] (N token rows of H heads), cos and sin F32 [N, hd] with cos[2k] = cos[2k+1]:
+  //   x[2k] ← x[2k]·cos[2k] − x[2k+1]·sin[2k],   x[2k+1] ← x[2k+1]·cos[2k+1] + x[2k]·sin[2k+1].
+  void rope_interleaved(Tensor& x, const Tensor& cos, const Tensor& sin);
 
   // ---- Training backward (F32) ----
   // For y = x · wᵀ: dx (+)= dy · w, dw (+)= dyᵀ · x summed over all rows. dx and dw may each be null.
@@ -171,15 +180,6 @@ class Backend {
   // In place on the gradient: the inverse rotation of rope() at the same positions.
   void rope_backward(Tensor& dx, const Tensor& positions, const RopeParams& params);
   // Overwrites dq, dk, dv from dout and what attention() took and produced (with lse).
-  // y = silu(x) = x / (1 + exp(−x)). y may alias x.
-  void silu(Tensor& y, const Tensor& x);
-  // Gated residual of adaLN-Zero blocks: y = x + gate · h for x, h, y [B, T, D], gate [B, D] (broadcast over the T
-  // tokens of its sample), one dtype. y may alias x or h.
-  void gated_add(Tensor& y, const Tensor& x, const Tensor& gate, const Tensor& h);
-  // In-place rotary embedding with given tables, pairs (2k, 2k+1) rotated together (GPT-J / FLUX layout, not
-  // rotate-half): x [N, H, hd] (N token rows of H heads), cos and sin F32 [N, hd] with cos[2k] = cos[2k+1]:
-  //   x[2k] ← x[2k]·cos[2k] − x[2k+1]·sin[2k],   x[2k+1] ← x[2k+1]·cos[2k+1] + x[2k]·sin[2k+1].
-  void rope_interleaved(Tensor& x, const Tensor& cos, const Tensor& sin);
   void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
                           const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionRows& rows);
   // For y = silu(gate) · up: dgate, dup from dy. Either may alias dy.
@@ -224,6 +224,10 @@ class Backend {
   virtual void layer_norm_impl(Tensor& y, const Tensor& x, float eps, const Tensor* weight, const Tensor* bias) = 0;
   virtual void gelu_tanh_impl(Tensor& y, const Tensor& x) = 0;
   virtual void modulate_impl(Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift) = 0;
+  // The diffusion-transformer ops added with FLUX; a backend without them fails naming the op.
+  virtual void silu_impl(Tensor& y, const Tensor& x);
+  virtual void gated_add_impl(Tensor& y, const Tensor& x, const Tensor& gate, const Tensor& h);
+  virtual void rope_interleaved_impl(Tensor& x, const Tensor& cos, const Tensor& sin);
   virtual void linear_backward_impl(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
                                     bool accumulate_dx, bool accumulate_dw) = 0;
   virtual void rms_norm_backward_impl(Tensor& dx, Tensor* dweight, const Tensor& dy, const Tensor& x,
@@ -243,10 +247,6 @@ class Backend {
   virtual void clamp_impl(Tensor& x, float lo, float hi) = 0;
   virtual void sign_step_impl(Tensor& p, const Tensor& g, float lr) = 0;
   virtual void fill_impl(Tensor& x, float value) = 0;
-  // The diffusion-transformer ops added with FLUX; a backend without them fails naming the op.
-  virtual void silu_impl(Tensor& y, const Tensor& x);
-  virtual void gated_add_impl(Tensor& y, const Tensor& x, const Tensor& gate, const Tensor& h);
-  virtual void rope_interleaved_impl(Tensor& x, const Tensor& cos, const Tensor& sin);
 
  private:
   // Throws unless supports(op, dtype).

@@ -87,6 +87,9 @@ class Block {
   virtual const std::vector<ParamDesc>& params() const = 0;
   // The names of the tensors the block reads and writes (the same set: outputs replace inputs).
   virtual std::vector<std::string> io_names() const = 0;
+  // Inputs the block only reads (conditioning that is the same for every block of a forward: a FLUX block's
+  // "temb" and rotary tables). Calibration caches them beside io_names(); they have no gradient.
+  virtual std::vector<std::string> conditioning_names() const { return {}; }
 
   // Reads `in`, writes `out` (tensors of the same names and shapes, distinct from the inputs).
   virtual void forward(BlockContext& ctx, const NamedTensors& in, NamedTensors& out) const = 0;
@@ -96,6 +99,3 @@ class Block {
 };
 
 }  // namespace omni
-  // Inputs the block only reads (conditioning that is the same for every block of a forward: a FLUX block's
-  // "temb" and rotary tables). Calibration caches them beside io_names(); they have no gradient.
-  virtual std::vector<std::string> conditioning_names() const { return {}; }
