@@ -21,6 +21,7 @@
 #include "pipelines/autoround/autoround.h"
 #include "quant/export.h"
 #include "quant/quant_summary.h"
+#include "pipelines/diffusion/quantize_pipeline_folder.h"
 #include "quant/rtn_checkpoint.h"
 
 namespace omni::cli {
@@ -60,7 +61,34 @@ int run_quantize(QuantizeArgs& a) {
   }
 }
 
+// A diffusers pipeline folder: its transformer is quantized, the other components copied. Round-to-nearest only
+// for now (AutoRound over denoising steps needs the FLUX blocks' backward and the calibration capture).
+int run_quantize_pipeline(QuantizeArgs& a) {
+  OMNI_CHECK(a.rtn || a.iters == 0, a.model_dir, " is a diffusers pipeline folder: only --rtn is implemented for ",
+             "its transformer so far (AutoRound of diffusion transformers is not written yet)");
+  OMNI_CHECK(!a.rtn_opt, "--rtn-opt is not implemented for diffusers pipeline folders (use --rtn)");
+  OMNI_CHECK(a.scheme == "W4A16" || a.bits != 4, "--scheme ", a.scheme,
+             " is not supported (W4A16; use --bits for other widths)");
+  RtnOptions r;
+  r.scheme = QuantScheme{a.bits, a.group_size, !a.asym};
+  r.format = parse_quantized_checkpoint_format(a.format);
+  OMNI_CHECK(r.scheme.sym || r.format == QuantizedCheckpointFormat::AutoGptq,
+             "asymmetric quantization is exported in the auto_gptq layout only (use --format auto_gptq)");
+  r.overwrite = a.opt.overwrite;
+  r.progress = [](const std::string& line) { std::cerr << line << "\n"; };
+  const auto t0 = std::chrono::steady_clock::now();
+  const PipelineQuantizeSummary s = quantize_pipeline_folder_rtn(a.model_dir, a.out_dir, r);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("RTN of the transformer: quantized %zu linear layers (%zu left 16-bit): %s; copied %zu components "
+              "unchanged | wall time %.1f s\n",
+              s.transformer.quantized.size(), s.transformer.skipped.size(),
+              describe_quantization(s.transformer.config).c_str(), s.copied.size(), secs);
+  std::printf("wrote %s\n", a.out_dir.c_str());
+  return 0;
+}
+
 int run_quantize_checked(QuantizeArgs& a) {
+  if (is_pipeline_folder(a.model_dir)) return run_quantize_pipeline(a);
   model_architecture(a.model_dir);  // an unsupported architecture or a bad config fails here, before any work
   // Leftovers of a killed earlier run beside OUT go first (an output it was replacing is put back), so that the
   // check below sees what is really there.

@@ -26,8 +26,6 @@ namespace fs = std::filesystem;
 // a few MB, so anything larger is corruption, not a model.
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 constexpr const char* kMetadataKey = "__metadata__";
-constexpr const char* kSingleFileName = "model.safetensors";
-constexpr const char* kIndexFileName = "model.safetensors.index.json";
 
 std::string in_quotes(std::string_view s) { return str_cat('"', s, '"'); }
 
@@ -531,7 +529,9 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
 
 std::vector<std::string> write_safetensors_sharded(const std::string& dir, const std::vector<NamedTensor>& tensors,
                                                    uint64_t max_shard_bytes,
-                                                   const std::map<std::string, std::string>& metadata) {
+                                                   const std::map<std::string, std::string>& metadata,
+                                                   const std::string& stem) {
+  const std::string single_name = stem + ".safetensors", index_name = stem + ".safetensors.index.json";
   OMNI_CHECK(max_shard_bytes > 0, dir, ": max_shard_bytes must be positive");
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -540,10 +540,10 @@ std::vector<std::string> write_safetensors_sharded(const std::string& dir, const
   const uint64_t total = tensor_bytes(tensors);
 
   if (total <= max_shard_bytes) {
-    write_safetensors((d / kSingleFileName).string(), tensors, metadata);
+    write_safetensors((d / single_name).string(), tensors, metadata);
     // A leftover index would describe some other checkpoint.
-    remove_if_present(d / kIndexFileName);
-    return {kSingleFileName};
+    remove_if_present(d / index_name);
+    return {single_name};
   }
 
   // Greedy in the given order; a tensor larger than the limit gets a shard of its own (as transformers does).
@@ -566,15 +566,16 @@ std::vector<std::string> write_safetensors_sharded(const std::string& dir, const
   std::vector<std::string> written;
   Json weight_map = Json::object();
   for (size_t i = 0; i < shards.size(); ++i) {
-    char name[64];
-    std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+    char number[64];
+    std::snprintf(number, sizeof number, "-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+    const std::string name = stem + number;
     write_safetensors((d / name).string(), shards[i], metadata);
     for (const NamedTensor& nt : shards[i]) weight_map[nt.name] = name;
     written.push_back(name);
   }
   // transformers prefers model.safetensors over an index, so a stale one would shadow these shards. Removed
   // before the index appears: a crash in between leaves no loadable checkpoint rather than the old one.
-  remove_if_present(d / kSingleFileName);
+  remove_if_present(d / single_name);
   Json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
   std::string text;
   try {
@@ -582,8 +583,8 @@ std::vector<std::string> write_safetensors_sharded(const std::string& dir, const
   } catch (const Json::exception& e) {
     OMNI_FAIL(dir, ": cannot write the index: ", e.what());
   }
-  write_file_atomic((d / kIndexFileName).string(), text);
-  written.push_back(kIndexFileName);
+  write_file_atomic((d / index_name).string(), text);
+  written.push_back(index_name);
   return written;
 }
 

@@ -89,13 +89,15 @@ struct NamedTensor {
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 
-// Writes `tensors` into `dir` as model.safetensors, or, when they exceed `max_shard_bytes`, as
-// model-0000i-of-0000n.safetensors shards plus model.safetensors.index.json (written last). Each file is atomic;
+// Writes `tensors` into `dir` as STEM.safetensors, or, when they exceed `max_shard_bytes`, as
+// STEM-0000i-of-0000n.safetensors shards plus STEM.safetensors.index.json (written last; STEM is "model" for
+// transformers, "diffusion_pytorch_model" for diffusers). Each file is atomic;
 // `metadata` goes into every file's header. Creates `dir` if needed, and removes a stale model.safetensors (which
 // would shadow the new index) or a stale index (which would describe other files). Returns the file names
 // written.
 std::vector<std::string> write_safetensors_sharded(const std::string& dir, const std::vector<NamedTensor>& tensors,
                                                    uint64_t max_shard_bytes = 5'000'000'000ull,
-                                                   const std::map<std::string, std::string>& metadata = {});
+                                                   const std::map<std::string, std::string>& metadata = {},
+                                                   const std::string& stem = "model");
 
 }  // namespace omni

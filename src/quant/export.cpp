@@ -73,10 +73,12 @@ void append_quantized(const QuantizedLinearOutput& q, QuantizedCheckpointFormat 
 }
 
 // Files of a model directory that are weights (replaced by ours) or rewritten here.
-bool is_weight_or_rewritten(const std::string& name) {
+bool is_weight_or_rewritten(const std::string& name, const std::string& stem) {
   static const std::set<std::string> rewritten = {"config.json", "quantization_config.json",
-                                                  "model.safetensors.index.json", "pytorch_model.bin.index.json"};
-  if (rewritten.count(name)) return true;
+                                                  "model.safetensors.index.json", "pytorch_model.bin.index.json",
+                                                  "diffusion_pytorch_model.safetensors.index.json",
+                                                  "diffusion_pytorch_model.bin.index.json"};
+  if (rewritten.count(name) || name == stem + ".safetensors.index.json") return true;
   for (const char* ext : {".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack", ".gguf"}) {
     const std::string e = ext;
     if (name.size() >= e.size() && name.compare(name.size() - e.size(), e.size(), e) == 0) return true;
@@ -130,10 +132,15 @@ void check_export_target(const std::string& out_dir, const std::string& source_d
   const auto st = fs::symlink_status(fs::absolute(out_dir), ec);
   if (ec || !fs::exists(st)) return;
   OMNI_CHECK(overwrite, "output directory ", out_dir, " already exists (pass --overwrite to replace it)");
-  OMNI_CHECK(fs::is_directory(out) && fs::is_regular_file(out / "config.json") &&
-                 fs::is_regular_file(out / "quantization_config.json"),
-             "output directory ", out_dir, " exists and is not a checkpoint omniround wrote (no config.json with "
-             "quantization_config.json): --overwrite replaces only earlier outputs; choose another path or remove it");
+  // Ours: a checkpoint (config.json with quantization_config.json) or a diffusers pipeline folder whose
+  // transformer is one.
+  const bool checkpoint = fs::is_regular_file(out / "config.json") && fs::is_regular_file(out / "quantization_config.json");
+  const bool pipeline = fs::is_regular_file(out / "model_index.json") &&
+                        fs::is_regular_file(out / "transformer" / "quantization_config.json");
+  OMNI_CHECK(fs::is_directory(out) && (checkpoint || pipeline), "output directory ", out_dir,
+             " exists and is not a checkpoint omniround wrote (no config.json with quantization_config.json, nor a "
+             "pipeline folder with transformer/quantization_config.json): --overwrite replaces only earlier outputs; "
+             "choose another path or remove it");
 }
 
 QuantizationConfig export_quantized_checkpoint(const std::string& source_dir, const std::string& out_dir,
@@ -185,7 +192,7 @@ QuantizationConfig export_quantized_checkpoint(const std::string& source_dir, co
   OMNI_CHECK(!ec, "export: cannot create temporary directory ", tmp.path.string(), ": ", ec.message());
 
   const std::vector<std::string> files =
-      write_safetensors_sharded(tmp.path.string(), tensors, opts.max_shard_bytes, {{"format", "pt"}});
+      write_safetensors_sharded(tmp.path.string(), tensors, opts.max_shard_bytes, {{"format", "pt"}}, opts.weights_stem);
   for (const std::string& f : files) progress("wrote " + f);
   write_file_atomic((tmp.path / "config.json").string(), config.dump(2) + "\n");
   write_file_atomic((tmp.path / "quantization_config.json").string(), qc.dump(2) + "\n");
@@ -193,7 +200,7 @@ QuantizationConfig export_quantized_checkpoint(const std::string& source_dir, co
 
   for (const fs::directory_entry& e : fs::directory_iterator(src)) {
     const std::string name = e.path().filename().string();
-    if (name.empty() || name[0] == '.' || !e.is_regular_file() || is_weight_or_rewritten(name)) continue;
+    if (name.empty() || name[0] == '.' || !e.is_regular_file() || is_weight_or_rewritten(name, opts.weights_stem)) continue;
     write_file_atomic((tmp.path / name).string(), read_text_file(e.path().string()));
     progress("copied " + name);
   }

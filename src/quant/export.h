@@ -23,7 +23,8 @@ namespace omni {
 enum class QuantizedCheckpointFormat { AutoRound, AutoGptq };
 // Checks, before any work, that out_dir may receive a checkpoint made from source_dir: not empty; not the source,
 // not inside it and not one of its ancestors (after resolving symlinks); when it exists, only with overwrite and
-// only if it is an earlier output of ours (config.json and quantization_config.json), so --overwrite never
+// only if it is an earlier output of ours (config.json and quantization_config.json, or a diffusers folder with
+// transformer/quantization_config.json), so --overwrite never
 // deletes a folder that omniround did not write. Errors name the path and the rule.
 void check_export_target(const std::string& out_dir, const std::string& source_dir, bool overwrite);
 
@@ -40,6 +41,7 @@ struct ExportOptions {
   QuantizedCheckpointFormat format = QuantizedCheckpointFormat::AutoRound;
   bool overwrite = false;  // replace an existing output directory (else it is an error)
   uint64_t max_shard_bytes = 5'000'000'000ull;
+  std::string weights_stem = "model";  // STEM.safetensors (diffusers components: "diffusion_pytorch_model")
   // Called after each step ("wrote model.safetensors", ...); may throw to abort (the output then never appears).
   std::function<void(const std::string&)> progress;
 };

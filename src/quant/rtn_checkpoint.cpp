@@ -45,7 +45,7 @@ RtnSummary quantize_rtn_checkpoint(const std::string& in_dir, const std::string&
   };
   OMNI_CHECK(!read_quantization_config(in_dir).has_value(), in_dir,
              " is already quantized (its config has a quantization_config)");
-  const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(in_dir);
+  const SafetensorsCheckpoint ckpt = SafetensorsCheckpoint::open_dir(in_dir, opts.weights_stem);
 
   RtnSummary summary;
   QuantizationConfig& cfg = summary.config;
@@ -97,6 +97,7 @@ RtnSummary quantize_rtn_checkpoint(const std::string& in_dir, const std::string&
   eo.format = opts.format;
   eo.overwrite = opts.overwrite;
   eo.max_shard_bytes = opts.max_shard_bytes;
+  eo.weights_stem = opts.weights_stem;
   eo.progress = opts.progress;
   summary.config = export_quantized_checkpoint(in_dir, out_dir, unchanged, quantized, cfg, eo);
   return summary;

@@ -21,6 +21,7 @@ struct RtnOptions {
   QuantizedCheckpointFormat format = QuantizedCheckpointFormat::AutoRound;
   bool overwrite = false;
   uint64_t max_shard_bytes = 5'000'000'000ull;
+  std::string weights_stem = "model";  // STEM*.safetensors in and out ("diffusion_pytorch_model" for diffusers)
   std::function<void(const std::string&)> progress;  // log lines; may be empty
 };
 
