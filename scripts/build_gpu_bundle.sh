@@ -23,8 +23,8 @@ ninja -C "$build" -j"$jobs" "${targets[@]}"
 mkdir -p "$bundle"
 for t in "${targets[@]}"; do cp "$build/$t" "$bundle/"; strip --strip-unneeded "$bundle/$t"; done
 # Anything left that the GPU machine lacks would show up here.
-if ldd "$bundle/omniround" | grep -E "libicu|libpcre2"; then
-  echo "build_gpu_bundle: omniround still links ICU/PCRE2 dynamically" >&2
+if ldd "$bundle/omniround" | grep -E "libicu|libpcre2|libpng|libz\."; then
+  echo "build_gpu_bundle: omniround still links ICU, PCRE2, libpng or zlib dynamically" >&2
   exit 1
 fi
 tar cJf "$bundle.tar.xz" -C "$(dirname "$bundle")" "$(basename "$bundle")"
