@@ -7,6 +7,8 @@ Standard library only; deterministic.
 Usage: python3 tools/make_png_fixtures.py [--out tests/data/png]
 """
 import argparse
+import json
+import math
 import random
 import struct
 import zlib
@@ -80,9 +82,24 @@ def main():
     rgb16 = [[tuple(rng.randrange(65536) for _ in range(3)) for _ in range(W)] for _ in range(H)]
     cases["rgb16"] = (png(W, H, 16, 2, [b"".join(struct.pack(">HHH", *p) for p in r) for r in rgb16]),
                       flat([[tuple(v >> 8 for v in p) for p in r] for r in rgb16]))
+    # A perturbed copy of rgb8 and the comparison metrics of the pair (vLLM-Omni's definitions, Python floats),
+    # for `omniround compare` (tests/cli/compare_cli_test.cpp).
+    noisy = [[tuple(min(255, max(0, v + rng.choice((-9, -3, 0, 0, 2, 5, 14)))) for v in p) for p in r] for r in rgb]
+    cases["rgb8_noisy"] = (png(W, H, 8, 2, [bytes(v for p in r for v in p) for r in noisy]), flat(noisy))
     for name, (data, want) in cases.items():
         (out / f"{name}.png").write_bytes(data)
         (out / f"{name}.rgb").write_bytes(want)
+    a, b = list(flat(rgb)), list(flat(noisy))
+    n = len(a)
+    sq = sum((x - y) ** 2 for x, y in zip(a, b))
+    mse = sq / n
+    metrics = {
+        "cosine_similarity": sum(x * y for x, y in zip(a, b)) / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))),
+        "mae": sum(abs(x - y) for x, y in zip(a, b)) / n, "mse": mse, "rmse": math.sqrt(mse),
+        "max_abs": max(abs(x - y) for x, y in zip(a, b)), "l2": math.sqrt(sq),
+        "relative_l2": math.sqrt(sq) / math.sqrt(sum(x * x for x in a)),
+        "psnr_db": 20 * math.log10(255) - 10 * math.log10(mse)}
+    (out / "rgb8_vs_noisy.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     print(f"wrote {len(cases)} PNG fixtures to {out}")
 
 

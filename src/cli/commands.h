@@ -15,5 +15,6 @@ std::function<int()> add_inspect_command(CLI::App& app);
 std::function<int()> add_quantize_command(CLI::App& app);
 std::function<int()> add_eval_command(CLI::App& app);
 std::function<int()> add_bench_command(CLI::App& app);
+std::function<int()> add_compare_command(CLI::App& app);
 
 }  // namespace omni::cli
