@@ -3,7 +3,10 @@
 // expected and found.
 #include "backends/backend.h"
 
+#include <cmath>
+#include <cstring>
 #include <initializer_list>
+#include <utility>
 
 namespace omni {
 namespace {
@@ -113,6 +116,13 @@ const char* op_name(Op op) {
     case Op::Silu: return "silu";
     case Op::GatedAdd: return "gated_add";
     case Op::RopeInterleaved: return "rope_interleaved";
+    case Op::Conv2d: return "conv2d";
+    case Op::GroupNorm: return "group_norm";
+    case Op::UpsampleNearest2x: return "upsample_nearest2x";
+    case Op::Transpose: return "transpose";
+    case Op::QuickGelu: return "quick_gelu";
+    case Op::Mul: return "mul";
+    case Op::AttentionWithBias: return "attention_with_bias";
   }
   return "?";
 }
@@ -254,6 +264,81 @@ void Backend::rope_backward(Tensor& dx, const Tensor& positions, const RopeParam
   rope_impl(dx, positions, params, /*inverse=*/true);
 }
 
+void Backend::add_rms_norm(Tensor& sum, Tensor& y, const Tensor& a, const Tensor& b, const Tensor& weight,
+                           float eps) {
+  const char* op = "add_rms_norm";
+  on_device(sum, op, "sum");
+  on_device(y, op, "y");
+  on_device(a, op, "a");
+  on_device(b, op, "b");
+  on_device(weight, op, "weight");
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&sum, &y, &b}) {
+    const char* name = t == &sum ? "sum" : t == &y ? "y" : "b";
+    require_same_shape(a, *t, op, "a", name);
+    require_same_dtype(a, *t, op, "a", name);
+  }
+  OMNI_CHECK(y.raw() != sum.raw() && y.raw() != a.raw() && y.raw() != b.raw(), op,
+             ": y must be distinct from sum, a and b");
+  require(Op::Add, a.dtype());
+  require(Op::RmsNorm, a.dtype());
+  const auto [rows, D] = rows_and_dim(a, op, "a");
+  (void)rows;
+  require_shape(weight, {D}, op, "weight");
+  OMNI_CHECK(weight.dtype() == DType::F32 || weight.dtype() == DType::BF16, op,
+             ": weight expected F32 or BF16, found ", dtype_name(weight.dtype()));
+  add_rms_norm_impl(sum, y, a, b, weight, eps);
+}
+
+void Backend::add_rms_norm_impl(Tensor& sum, Tensor& y, const Tensor& a, const Tensor& b, const Tensor& weight,
+                                float eps) {
+  add_impl(sum, a, b);
+  rms_norm_impl(y, sum, weight, eps, nullptr);
+}
+
+void Backend::rms_norm_rope(Tensor& y, const Tensor& x, const Tensor& weight, float eps, const Tensor& positions,
+                            const RopeParams& params, const Tensor* rows) {
+  const char* op = "rms_norm_rope";
+  on_device(y, op, "y");
+  on_device(x, op, "x");
+  on_device(weight, op, "weight");
+  on_device(positions, op, "positions");
+  check_rope(x, positions, op, "x");
+  require_same_dtype(x, y, op, "x", "y");
+  require(Op::RmsNorm, x.dtype());
+  require(Op::Rope, x.dtype());
+  const int64_t hd = x.dim(-1), H = x.dim(-2), N = x.numel() / (H * hd);
+  require_shape(weight, {hd}, op, "weight");
+  OMNI_CHECK(weight.dtype() == DType::F32 || weight.dtype() == DType::BF16, op,
+             ": weight expected F32 or BF16, found ", dtype_name(weight.dtype()));
+  if (rows) {
+    on_device(*rows, op, "rows");
+    require_dtype(*rows, DType::I32, op, "rows");
+    OMNI_CHECK(rows->numel() == N, op, ": rows expected ", N, " entries (one per row of x), found ",
+               shape_str(rows->shape()));
+    OMNI_CHECK(y.ndim() >= 2 && y.dim(-1) == hd && y.dim(-2) == H, op, ": y expected [R, ", H, ", ", hd,
+               "] (rows of x's heads), found ", shape_str(y.shape()));
+    OMNI_CHECK(y.raw() != x.raw(), op, ": with rows, y must be distinct from x");
+  } else {
+    require_same_shape(x, y, op, "x", "y");
+  }
+  rms_norm_rope_impl(y, x, weight, eps, positions, params, rows);
+}
+
+void Backend::rms_norm_rope_impl(Tensor& y, const Tensor& x, const Tensor& weight, float eps, const Tensor& positions,
+                                 const RopeParams& params, const Tensor* rows) {
+  if (!rows) {
+    rms_norm_impl(y, x, weight, eps, nullptr);
+    rope_impl(y, positions, params, /*inverse=*/false);
+    return;
+  }
+  Tensor t = alloc(x.shape(), x.dtype());
+  rms_norm_impl(t, x, weight, eps, nullptr);
+  rope_impl(t, positions, params, /*inverse=*/false);
+  const int64_t W = x.dim(-1) * x.dim(-2);
+  Tensor dst = y.view({y.numel() / W, W});
+  copy_rows_impl(dst, t.view({t.numel() / W, W}), *rows);
+}
+
 void Backend::attention(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionRows& rows,
                         Tensor* lse) {
   const char* op = "attention";
@@ -322,10 +407,21 @@ void Backend::add(Tensor& y, const Tensor& a, const Tensor& b) {
 void Backend::copy(Tensor& dst, const Tensor& src) {
   on_device(dst, "copy", "dst");
   on_device(src, "copy", "src");
-  OMNI_CHECK(dst.dtype() == src.dtype() && dst.numel() == src.numel(), "copy: dst ", dtype_name(dst.dtype()), " ",
-             shape_str(dst.shape()), " and src ", dtype_name(src.dtype()), " ", shape_str(src.shape()),
-             " must have the same dtype and element count");
-  copy_impl(dst, src);
+  const bool convert = dst.dtype() != src.dtype() && is_float(dst.dtype()) && is_float(src.dtype());
+  OMNI_CHECK((dst.dtype() == src.dtype() || convert) && dst.numel() == src.numel(), "copy: dst ",
+             dtype_name(dst.dtype()), " ", shape_str(dst.shape()), " and src ", dtype_name(src.dtype()), " ",
+             shape_str(src.shape()), " must have the same element count and the same dtype (or two float dtypes)");
+  if (convert)
+    convert_impl(dst, src);
+  else
+    copy_impl(dst, src);
+}
+
+void Backend::convert_impl(Tensor& dst, const Tensor& src) {
+  OMNI_CHECK(device().is_cpu(), "copy: backend ", name(), " cannot convert ", dtype_name(src.dtype()), " to ",
+             dtype_name(dst.dtype()));
+  const Tensor t = src.to(dst.dtype());
+  std::memcpy(dst.raw(), t.raw(), t.nbytes());
 }
 
 void Backend::copy_rows(Tensor& dst, const Tensor& src, const Tensor& index) {
@@ -439,6 +535,139 @@ void Backend::gated_add_impl(Tensor&, const Tensor&, const Tensor&, const Tensor
 }
 void Backend::rope_interleaved_impl(Tensor&, const Tensor&, const Tensor&) {
   OMNI_FAIL("rope_interleaved is not implemented on ", name(), " yet");
+}
+
+void Backend::conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int64_t padding) {
+  const char* op = "conv2d";
+  on_device(y, op, "y");
+  on_device(x, op, "x");
+  on_device(w, op, "w");
+  OMNI_CHECK(x.ndim() == 4, op, ": x expected [B, Cin, H, W], found ", shape_str(x.shape()));
+  OMNI_CHECK(w.ndim() == 4 && w.numel() > 0, op, ": w expected non-empty [Cout, Cin, kh, kw], found ",
+             shape_str(w.shape()));
+  require_dtype(w, DType::F32, op, "w");
+  OMNI_CHECK(w.dim(1) == x.dim(1), op, ": w ", shape_str(w.shape()), " takes ", w.dim(1), " input channels, x ",
+             shape_str(x.shape()), " has ", x.dim(1));
+  OMNI_CHECK(padding >= 0, op, ": padding must be non-negative, found ", padding);
+  const int64_t Ho = x.dim(2) + 2 * padding - w.dim(2) + 1, Wo = x.dim(3) + 2 * padding - w.dim(3) + 1;
+  OMNI_CHECK(Ho > 0 && Wo > 0, op, ": a ", w.dim(2), "x", w.dim(3), " kernel with padding ", padding,
+             " does not fit x ", shape_str(x.shape()));
+  require_shape(y, {x.dim(0), w.dim(0), Ho, Wo}, op, "y");
+  require_same_dtype(x, y, op, "x", "y");
+  OMNI_CHECK(y.raw() != x.raw(), op, ": y must be distinct from x");
+  if (bias) {
+    on_device(*bias, op, "bias");
+    require_dtype(*bias, DType::F32, op, "bias");
+    require_shape(*bias, {w.dim(0)}, op, "bias");
+  }
+  require(Op::Conv2d, x.dtype());
+  conv2d_impl(y, x, w, bias, padding);
+}
+
+void Backend::group_norm(Tensor& y, const Tensor& x, int64_t groups, float eps, const Tensor* weight,
+                         const Tensor* bias) {
+  const char* op = "group_norm";
+  on_device(y, op, "y");
+  on_device(x, op, "x");
+  OMNI_CHECK(x.ndim() >= 2 && x.numel() > 0, op, ": x expected non-empty [B, C, ...], found ", shape_str(x.shape()));
+  require_same_shape(x, y, op, "x", "y");
+  require_same_dtype(x, y, op, "x", "y");
+  const int64_t C = x.dim(1);
+  OMNI_CHECK(groups > 0 && C % groups == 0, op, ": ", groups, " groups do not divide the ", C, " channels of x ",
+             shape_str(x.shape()));
+  OMNI_CHECK((weight == nullptr) == (bias == nullptr), op, ": weight and bias go together (both or neither)");
+  for (const Tensor* t : std::initializer_list<const Tensor*>{weight, bias}) {
+    if (!t) continue;
+    const char* name = t == weight ? "weight" : "bias";
+    on_device(*t, op, name);
+    require_dtype(*t, DType::F32, op, name);
+    require_shape(*t, {C}, op, name);
+  }
+  require(Op::GroupNorm, x.dtype());
+  group_norm_impl(y, x, groups, eps, weight, bias);
+}
+
+void Backend::upsample_nearest2x(Tensor& y, const Tensor& x) {
+  const char* op = "upsample_nearest2x";
+  on_device(y, op, "y");
+  on_device(x, op, "x");
+  OMNI_CHECK(x.ndim() >= 2 && x.numel() > 0, op, ": x expected non-empty [..., H, W], found ", shape_str(x.shape()));
+  Shape want = x.shape();
+  want[want.size() - 2] *= 2;
+  want[want.size() - 1] *= 2;
+  require_shape(y, want, op, "y");
+  require_same_dtype(x, y, op, "x", "y");
+  require(Op::UpsampleNearest2x, x.dtype());
+  upsample_nearest2x_impl(y, x);
+}
+
+void Backend::transpose(Tensor& y, const Tensor& x) {
+  const char* op = "transpose";
+  on_device(y, op, "y");
+  on_device(x, op, "x");
+  OMNI_CHECK(x.ndim() >= 2 && x.numel() > 0, op, ": x expected non-empty [..., M, N], found ", shape_str(x.shape()));
+  Shape want = x.shape();
+  std::swap(want[want.size() - 2], want[want.size() - 1]);
+  require_shape(y, want, op, "y");
+  require_same_dtype(x, y, op, "x", "y");
+  OMNI_CHECK(y.raw() != x.raw(), op, ": y must be distinct from x");
+  require(Op::Transpose, x.dtype());
+  transpose_impl(y, x);
+}
+
+void Backend::conv2d_impl(Tensor&, const Tensor&, const Tensor&, const Tensor*, int64_t) {
+  OMNI_FAIL("conv2d is not implemented on ", name(), " yet");
+}
+void Backend::group_norm_impl(Tensor&, const Tensor&, int64_t, float, const Tensor*, const Tensor*) {
+  OMNI_FAIL("group_norm is not implemented on ", name(), " yet");
+}
+void Backend::upsample_nearest2x_impl(Tensor&, const Tensor&) {
+  OMNI_FAIL("upsample_nearest2x is not implemented on ", name(), " yet");
+}
+void Backend::transpose_impl(Tensor&, const Tensor&) { OMNI_FAIL("transpose is not implemented on ", name(), " yet"); }
+
+void Backend::quick_gelu(Tensor& y, const Tensor& x) {
+  check_elementwise(Op::QuickGelu, y, x, x, "x", "x");
+  quick_gelu_impl(y, x);
+}
+
+void Backend::mul(Tensor& y, const Tensor& a, const Tensor& b) {
+  check_elementwise(Op::Mul, y, a, b, "a", "b");
+  mul_impl(y, a, b);
+}
+
+void Backend::attention_with_bias(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias,
+                                  float scale) {
+  const char* op = "attention_with_bias";
+  for (const Tensor* t : std::initializer_list<const Tensor*>{&out, &q, &k, &v, &bias})
+    on_device(*t, op, t == &out ? "out" : t == &q ? "q" : t == &k ? "k" : t == &v ? "v" : "bias");
+  OMNI_CHECK(q.ndim() == 4 && q.numel() > 0, op, ": q expected non-empty [B, Lq, H, hd], found ",
+             shape_str(q.shape()));
+  const int64_t B = q.dim(0), Lq = q.dim(1), H = q.dim(2), hd = q.dim(3);
+  OMNI_CHECK(k.ndim() == 4 && k.numel() > 0 && k.dim(0) == B && k.dim(2) == H && k.dim(3) == hd, op,
+             ": k expected [", B, ", Lk, ", H, ", ", hd, "] (q's samples, heads and head dim), found ",
+             shape_str(k.shape()));
+  require_same_shape(k, v, op, "k", "v");
+  require_same_shape(q, out, op, "q", "out");
+  require_same_dtype(q, k, op, "q", "k");
+  require_same_dtype(q, v, op, "q", "v");
+  require_same_dtype(q, out, op, "q", "out");
+  require(Op::AttentionWithBias, q.dtype());
+  require_dtype(bias, DType::F32, op, "bias");
+  const int64_t Lk = k.dim(1);
+  const Shape shared{H, Lq, Lk}, per_sample{B, H, Lq, Lk};
+  OMNI_CHECK(bias.shape() == shared || bias.shape() == per_sample, op, ": bias expected ", shape_str(shared),
+             " (shared by the samples) or ", shape_str(per_sample), ", found ", shape_str(bias.shape()));
+  OMNI_CHECK(std::isfinite(scale), op, ": scale must be finite, found ", scale);
+  OMNI_CHECK(out.raw() != q.raw() && out.raw() != k.raw() && out.raw() != v.raw(), op,
+             ": out must be distinct from q, k and v");
+  attention_with_bias_impl(out, q, k, v, bias, scale);
+}
+
+void Backend::quick_gelu_impl(Tensor&, const Tensor&) { OMNI_FAIL("quick_gelu is not implemented on ", name(), " yet"); }
+void Backend::mul_impl(Tensor&, const Tensor&, const Tensor&) { OMNI_FAIL("mul is not implemented on ", name(), " yet"); }
+void Backend::attention_with_bias_impl(Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, float) {
+  OMNI_FAIL("attention_with_bias is not implemented on ", name(), " yet");
 }
 
 void Backend::linear_backward(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,

@@ -40,7 +40,7 @@ enum class Op {
   Linear, LinearDense, LinearBackward, Embedding, RmsNorm, RmsNormBackward, Rope, RopeBackward, Attention,
   AttentionBackward, SiluMul, SiluMulBackward, Add, Copy, CopyRows, Softmax, MaskedMseLoss,
   FakeQuant, FakeQuantBackward, Clamp, SignStep, Fill, LayerNorm, GeluTanh, Modulate, Silu, GatedAdd,
-  RopeInterleaved,
+  RopeInterleaved, Conv2d, GroupNorm, UpsampleNearest2x, Transpose, QuickGelu, Mul, AttentionWithBias,
 };
 const char* op_name(Op op);
 
@@ -135,6 +135,17 @@ class Backend {
   void rms_norm(Tensor& y, const Tensor& x, const Tensor& weight, float eps, Tensor* rstd = nullptr);
   // In-place rotary embedding of x [N, H, hd] (any leading dims with N rows of H heads) at positions I32 [N].
   void rope(Tensor& x, const Tensor& positions, const RopeParams& params);
+  // Fused inference forms (supported where their parts are; a backend that does not fuse them runs the parts,
+  // with the same results):
+  // sum = a + b, then y = rms_norm(sum): the residual add and the norm that follows it. sum may alias a or b;
+  // y must be distinct from all three. No rstd (inference).
+  void add_rms_norm(Tensor& sum, Tensor& y, const Tensor& a, const Tensor& b, const Tensor& weight, float eps);
+  // y = rope(rms_norm(x)) per head (Qwen3's q/k norm, then RoPE): x [N, H, hd] (any leading dims), weight [hd],
+  // positions I32 [N]; the normed values are rounded to the activation dtype before the rotation, as the two ops
+  // in sequence round them. Without rows, y has x's shape and may alias x. With rows (I32 [N]), row n of the result
+  // goes to row rows[n] of y [R, H, hd] (keys written straight into a KV cache; other rows untouched).
+  void rms_norm_rope(Tensor& y, const Tensor& x, const Tensor& weight, float eps, const Tensor& positions,
+                     const RopeParams& params, const Tensor* rows = nullptr);
   // out [N, Hq, hd] = softmax(q·kᵀ/sqrt(hd)) · v over the keys `rows` allows. With lse (F32 [N, Hq]) the
   // log-sum-exp of every score row is saved for attention_backward: the training form, F32 and
   // rows.whole_sequences.
@@ -144,7 +155,8 @@ class Backend {
   void silu_mul(Tensor& y, const Tensor& gate, const Tensor& up);
   // y = a + b; y may alias a or b.
   void add(Tensor& y, const Tensor& a, const Tensor& b);
-  // dst = src, same dtype and numel.
+  // dst = src, same numel: the same dtype (bits copied), or F32/BF16/F16 into another of them (converted, rounded
+  // to nearest even, as download() converts).
   void copy(Tensor& dst, const Tensor& src);
   // dst.row(index[i]) = src.row(i): src [N, W], dst [R, W] (any leading dims, same last dim and dtype), index
   // I32 [N] with values in [0, R) (writing new keys into a KV cache).
@@ -168,6 +180,34 @@ class Backend {
   // rotate-half): x [N, H, hd] (N token rows of H heads), cos and sin F32 [N, hd] with cos[2k] = cos[2k+1]:
   //   x[2k] ← x[2k]·cos[2k] − x[2k+1]·sin[2k],   x[2k+1] ← x[2k+1]·cos[2k+1] + x[2k]·sin[2k+1].
   void rope_interleaved(Tensor& x, const Tensor& cos, const Tensor& sin);
+  // The image ops of a VAE decoder (AutoencoderKL), forward only, NCHW:
+  // y [B, Cout, H + 2p − kh + 1, W + 2p − kw + 1] = bias + cross-correlation of x [B, Cin, H, W], zero-padded by
+  // p = padding on every side, with w [Cout, Cin, kh, kw] (torch.nn.Conv2d, stride 1, no dilation or groups).
+  // w and bias (F32 [Cout], or null) are F32; x and y one activation dtype, distinct.
+  void conv2d(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int64_t padding);
+  // torch.nn.GroupNorm: x [B, C, ...] (any spatial dims) in `groups` groups of C / groups consecutive channels;
+  // each (sample, group) is normalised over its channels and positions, (x − mean) / sqrt(var + eps) with the
+  // biased variance, then · weight[c] + bias[c] (F32 [C], both or neither). y may alias x.
+  void group_norm(Tensor& y, const Tensor& x, int64_t groups, float eps, const Tensor* weight = nullptr,
+                  const Tensor* bias = nullptr);
+  // Nearest-neighbour ×2 upsampling of the last two dims: y [..., 2H, 2W], y[.., i, j] = x[.., i / 2, j / 2]
+  // (F.interpolate(scale_factor=2, mode="nearest")). Bits copied, any dtype.
+  void upsample_nearest2x(Tensor& y, const Tensor& x);
+  // y [..., N, M] = the transpose of the last two dims of x [..., M, N] (NCHW images to token rows and back).
+  // Bits copied, any dtype; y distinct from x.
+  void transpose(Tensor& y, const Tensor& x);
+  // The text encoders' ops (CLIP, T5), forward only:
+  // y = x · sigmoid(1.702 x), CLIP's quick GELU. y may alias x.
+  void quick_gelu(Tensor& y, const Tensor& x);
+  // y = a · b elementwise (T5's gated GELU: gelu(wi_0 x) · wi_1 x). y may alias a or b.
+  void mul(Tensor& y, const Tensor& a, const Tensor& b);
+  // Attention with an additive score bias and an explicit scale, every key of the sample visible unless the bias
+  // hides it (−inf): out [B, Lq, H, hd] = softmax(scale · q·kᵀ + bias) · v per sample and head, softmax over the
+  // Lk keys. q, out [B, Lq, H, hd] and k, v [B, Lk, H, hd], one activation dtype (no grouped heads); bias F32,
+  // [H, Lq, Lk] shared by the B samples (T5's relative position bias) or [B, H, Lq, Lk]; scale finite (T5 takes
+  // 1: its scores are not scaled). A row with every key hidden gives zeros. out distinct from q, k, v.
+  void attention_with_bias(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias,
+                           float scale);
 
   // ---- Training backward (F32) ----
   // For y = x · wᵀ: dx (+)= dy · w, dw (+)= dyᵀ · x summed over all rows. dx and dw may each be null.
@@ -219,6 +259,13 @@ class Backend {
   virtual void silu_mul_impl(Tensor& y, const Tensor& gate, const Tensor& up) = 0;
   virtual void add_impl(Tensor& y, const Tensor& a, const Tensor& b) = 0;
   virtual void copy_impl(Tensor& dst, const Tensor& src) = 0;
+  // copy() between float dtypes. The default is for host memory (Tensor::to); a device backend overrides it.
+  virtual void convert_impl(Tensor& dst, const Tensor& src);
+  // The fused ops; the defaults run their parts through the *_impl above.
+  virtual void add_rms_norm_impl(Tensor& sum, Tensor& y, const Tensor& a, const Tensor& b, const Tensor& weight,
+                                 float eps);
+  virtual void rms_norm_rope_impl(Tensor& y, const Tensor& x, const Tensor& weight, float eps,
+                                  const Tensor& positions, const RopeParams& params, const Tensor* rows);
   virtual void copy_rows_impl(Tensor& dst, const Tensor& src, const Tensor& index) = 0;
   virtual void softmax_impl(Tensor& x) = 0;
   virtual void layer_norm_impl(Tensor& y, const Tensor& x, float eps, const Tensor* weight, const Tensor* bias) = 0;
@@ -228,6 +275,17 @@ class Backend {
   virtual void silu_impl(Tensor& y, const Tensor& x);
   virtual void gated_add_impl(Tensor& y, const Tensor& x, const Tensor& gate, const Tensor& h);
   virtual void rope_interleaved_impl(Tensor& x, const Tensor& cos, const Tensor& sin);
+  // The VAE decoder's ops; a backend without them fails naming the op.
+  virtual void conv2d_impl(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int64_t padding);
+  virtual void group_norm_impl(Tensor& y, const Tensor& x, int64_t groups, float eps, const Tensor* weight,
+                               const Tensor* bias);
+  virtual void upsample_nearest2x_impl(Tensor& y, const Tensor& x);
+  virtual void transpose_impl(Tensor& y, const Tensor& x);
+  // The text encoders' ops; a backend without them fails naming the op.
+  virtual void quick_gelu_impl(Tensor& y, const Tensor& x);
+  virtual void mul_impl(Tensor& y, const Tensor& a, const Tensor& b);
+  virtual void attention_with_bias_impl(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                                        const Tensor& bias, float scale);
   virtual void linear_backward_impl(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
                                     bool accumulate_dx, bool accumulate_dw) = 0;
   virtual void rms_norm_backward_impl(Tensor& dx, Tensor* dweight, const Tensor& dy, const Tensor& x,

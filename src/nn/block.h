@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace omni {
@@ -77,6 +78,21 @@ class BlockContext {
   virtual void attention(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, Tensor* lse) = 0;
   virtual void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
                                   const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse) = 0;
+
+  // Inference only: where this step's keys and values go in the layer's KV cache, so that a forward can store
+  // them as it computes them (the fused norm + RoPE writes the keys there) and then call attention_cached()
+  // instead of attention(). Null where attention() must be given k and v (tuning, the default).
+  struct KvRows {
+    Tensor k, v;   // the layer's cache as rows [slots · capacity, Hkv, hd]
+    Tensor index;  // I32 [N]: the cache row of each token of the batch
+  };
+  virtual const KvRows* kv_rows() { return nullptr; }
+  // out [N, Hq, hd] from q once the step's keys and values are in kv_rows().
+  virtual void attention_cached(Tensor& out, const Tensor& q) {
+    (void)out;
+    (void)q;
+    OMNI_FAIL("attention_cached: this context takes keys and values through attention()");
+  }
 };
 
 // One block definition: its parameters, its Linears, a forward and a backward.

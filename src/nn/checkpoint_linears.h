@@ -30,6 +30,8 @@ class CheckpointLinears {
   Tensor param_f32(const std::string& name, const Shape& shape);
   // y = x·Wᵀ (+ bias) prepared by the backend: prefix.qweight/... when present (quantized), else prefix.weight.
   std::shared_ptr<const PreparedLinear> linear(const std::string& prefix, int64_t in, int64_t out, bool bias);
+  // Whether the checkpoint holds `name` (layouts that differ in naming: a prefix, a tied alias).
+  bool contains(const std::string& name) const { return ckpt_.contains(name); }
   // Names in the checkpoint that nothing read, sorted.
   std::vector<std::string> unused() const;
   const std::string& dir() const { return dir_; }

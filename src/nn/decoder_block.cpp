@@ -48,32 +48,31 @@ void DecoderBlock::forward(BlockContext& ctx, const NamedTensors& in, NamedTenso
   ctx.linear(n.k_proj, k_rows, h1);
   ctx.linear(n.v_proj, v_rows, h1);
 
-  // Per-head RMSNorm of q and k (Qwen3), then rotary embedding. Without the norm, RoPE rotates q_pre in place
-  // (its backward needs nothing saved).
-  Tensor q = q_pre, k = k_pre;
-  if (s.qk_norm) {
-    q = ctx.act("q", {N, Hq, hd});
-    k = ctx.act("k", {N, Hkv, hd});
-    Tensor rq = rstd("rstd_q", N * Hq), rk = rstd("rstd_k", N * Hkv);
-    be.rms_norm(q, q_pre, ctx.param(n.q_norm), eps, stats(rq));
-    be.rms_norm(k, k_pre, ctx.param(n.k_norm), eps, stats(rk));
-  }
   const RopeParams rope{static_cast<float>(s.rope_theta)};
-  be.rope(q, ctx.positions(), rope);
-  be.rope(k, ctx.positions(), rope);
-
   Tensor att = ctx.act("att", {N, Hq, hd});
-  Tensor lse;
-  if (train) lse = ctx.stat("lse", {N, Hq});
-  ctx.attention(att, q, k, v, stats(lse));
+  const BlockContext::KvRows* kv = train ? nullptr : ctx.kv_rows();
+  if (kv && s.qk_norm) {
+    // Inference: norm + RoPE in one pass each; the keys go straight into the cache, the values are copied there.
+    Tensor q = ctx.act("q", {N, Hq, hd});
+    Tensor k_dst = kv->k, v_dst = kv->v.view({kv->v.dim(0), Hkv * hd});
+    be.rms_norm_rope(q, q_pre, ctx.param(n.q_norm), eps, ctx.positions(), rope);
+    be.rms_norm_rope(k_dst, k_pre, ctx.param(n.k_norm), eps, ctx.positions(), rope, &kv->index);
+    be.copy_rows(v_dst, v_rows, kv->index);
+    ctx.attention_cached(att, q);
+  } else {
+    attention_train_layout(ctx, q_pre, k_pre, v, att, rope, eps);
+  }
 
   Tensor x2 = ctx.act("x2", {N, D});
   ctx.linear(n.o_proj, x2, att.view({N, Hq * hd}));
-  be.add(x2, x2, x);
-
   Tensor h2 = ctx.act("h2", {N, D});
-  Tensor rstd2 = rstd("rstd2", N);
-  be.rms_norm(h2, x2, ctx.param(n.post_attention_norm), eps, stats(rstd2));
+  if (train) {
+    be.add(x2, x2, x);
+    Tensor rstd2 = rstd("rstd2", N);
+    be.rms_norm(h2, x2, ctx.param(n.post_attention_norm), eps, stats(rstd2));
+  } else {
+    be.add_rms_norm(x2, h2, x2, x, ctx.param(n.post_attention_norm), eps);
+  }
   Tensor gate = ctx.act("gate", {N, I}), up = ctx.act("up", {N, I}), act = ctx.act("act", {N, I});
   ctx.linear(n.gate_proj, gate, h2);
   ctx.linear(n.up_proj, up, h2);
@@ -86,6 +85,38 @@ void DecoderBlock::forward(BlockContext& ctx, const NamedTensors& in, NamedTenso
     Tensor saved_x = ctx.act("x", {N, D});
     be.copy(saved_x, x);
   }
+}
+
+// q/k norm (Qwen3) and RoPE as separate ops whose outputs the backward reads, then the context's attention.
+void DecoderBlock::attention_train_layout(BlockContext& ctx, const Tensor& q_pre, const Tensor& k_pre,
+                                          const Tensor& v, Tensor& att, const RopeParams& rope, float eps) const {
+  const DecoderSpec& s = spec_;
+  const DecoderNames& n = s.names;
+  Backend& be = ctx.backend();
+  const int64_t N = q_pre.dim(0), hd = s.head_dim, Hq = s.num_attention_heads, Hkv = s.num_key_value_heads;
+  const bool train = ctx.training();
+  auto rstd = [&](std::string_view name, int64_t rows) {
+    Tensor t;
+    if (train) t = ctx.stat(name, {rows});
+    return t;
+  };
+  auto stats = [&](Tensor& t) { return t.defined() ? &t : nullptr; };
+  // Per-head RMSNorm of q and k (Qwen3), then rotary embedding. Without the norm, RoPE rotates q_pre in place
+  // (its backward needs nothing saved).
+  Tensor q = q_pre, k = k_pre;
+  if (s.qk_norm) {
+    q = ctx.act("q", {N, Hq, hd});
+    k = ctx.act("k", {N, Hkv, hd});
+    Tensor rq = rstd("rstd_q", N * Hq), rk = rstd("rstd_k", N * Hkv);
+    be.rms_norm(q, q_pre, ctx.param(n.q_norm), eps, stats(rq));
+    be.rms_norm(k, k_pre, ctx.param(n.k_norm), eps, stats(rk));
+  }
+  be.rope(q, ctx.positions(), rope);
+  be.rope(k, ctx.positions(), rope);
+
+  Tensor lse;
+  if (train) lse = ctx.stat("lse", {N, Hq});
+  ctx.attention(att, q, k, v, stats(lse));
 }
 
 // The forward in reverse, reading the activations the forward saved under the same names.

@@ -7,6 +7,8 @@
 //   x2 = x + o_proj(attention(q, k, v))
 //   h2 = rmsnorm(x2, post_attention_layernorm)
 //   y = x2 + down_proj(silu(gate_proj(h2)) · up_proj(h2))
+// Inference (a context with kv_rows()) runs the same function through fused ops: q/k norm + RoPE in one op each
+// (the keys written straight into the KV cache), and the residual add with the norm after it.
 #pragma once
 
 #include "nn/block.h"
@@ -25,6 +27,11 @@ class DecoderBlock : public Block {
   void backward(BlockContext& ctx, const NamedTensors& d_out, NamedTensors* d_in) const override;
 
  private:
+  // q/k norm and RoPE as separate ops, outputs kept for the backward, then ctx.attention (tuning, and inference
+  // where the fused path does not apply).
+  void attention_train_layout(BlockContext& ctx, const Tensor& q_pre, const Tensor& k_pre, const Tensor& v,
+                              Tensor& att, const RopeParams& rope, float eps) const;
+
   DecoderSpec spec_;
   std::vector<LinearDesc> linears_;
   std::vector<ParamDesc> params_;

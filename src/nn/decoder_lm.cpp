@@ -155,7 +155,8 @@ struct StepGraph {
   std::vector<const void*> cache;  // k and v of every layer
   uint64_t arena_generation = 0;
   Tensor inputs;  // I32 [4, N]: ids, slots, positions, cache rows
-  Tensor logits;  // [N, V]
+  Tensor logits;  // [N, V] in the activation dtype
+  Tensor logits_f32;  // [N, V] F32, converted inside the recording (undefined when activations are F32)
   bool warm = false;    // one eager step ran with these buffers (the arena and the allocator's cache are warm)
   bool failed = false;  // the capture failed: this shape runs eagerly
   std::unique_ptr<CapturedWork> work;
@@ -179,6 +180,10 @@ class InferenceContext : public BlockContext {
     w_ = &w;
     k_cache_ = &k_cache;
     v_cache_ = &v_cache;
+    const int64_t R = k_cache.dim(0) * k_cache.dim(1);
+    kv_rows_.k = k_cache.view({R, k_cache.dim(2), k_cache.dim(3)});
+    kv_rows_.v = v_cache.view({R, v_cache.dim(2), v_cache.dim(3)});
+    kv_rows_.index = cache_rows_;
   }
 
   Backend& backend() override { return be_; }
@@ -210,6 +215,8 @@ class InferenceContext : public BlockContext {
     be_.copy_rows(v_rows, v.view({v.dim(0), W}), cache_rows_);
     be_.attention(out, q, *k_cache_, *v_cache_, rows_);
   }
+  const KvRows* kv_rows() override { return &kv_rows_; }
+  void attention_cached(Tensor& out, const Tensor& q) override { be_.attention(out, q, *k_cache_, *v_cache_, rows_); }
   void attention_backward(Tensor&, Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                           const Tensor&, const Tensor&) override {
     OMNI_FAIL("attention_backward in an inference context");
@@ -223,6 +230,7 @@ class InferenceContext : public BlockContext {
   Tensor* v_cache_ = nullptr;
   Tensor positions_, cache_rows_;
   AttentionRows rows_;
+  KvRows kv_rows_;
 };
 
 class DecoderLm : public CausalLM {
@@ -371,6 +379,7 @@ class DecoderLm : public CausalLM {
       step_->cache = cache_mem;
       step_->inputs = be_.alloc({4, N}, DType::I32);
       step_->logits = be_.alloc({N, spec_.vocab_size}, be_.activation_dtype());
+      if (be_.activation_dtype() != DType::F32) step_->logits_f32 = be_.alloc({N, spec_.vocab_size}, DType::F32);
     }
     StepGraph& g = *step_;
     std::vector<int32_t> host;
@@ -389,6 +398,7 @@ class DecoderLm : public CausalLM {
     const auto step = [&] {
       const Tensor x = body(ids, rows, cache_rows_dev, cache, nullptr);
       be_.linear(g.logits, x, *w_.lm_head);
+      if (g.logits_f32.defined()) be_.copy(g.logits_f32, g.logits);  // the download then only copies
     };
     if (g.work) {
       be_.replay(*g.work);
@@ -417,7 +427,7 @@ class DecoderLm : public CausalLM {
         g.arena_generation = arena_.generation();
       }
     }
-    return be_.download(g.logits).clone();
+    return be_.download(g.logits_f32.defined() ? g.logits_f32 : g.logits).clone();
   }
 
   // dst[j] = src[rows[j]], through copy (few rows: the last token of each sequence).

@@ -127,12 +127,18 @@ const Tolerance kTolerances[] = {
     {"rms_norm", Op::RmsNorm, {}, kElementwise, kBf16, kF16},
     {"rms_norm[rstd]", Op::RmsNorm, Op::RmsNormBackward, kElementwise, kBf16, kF16},
     {"rope", Op::Rope, {}, kElementwise, kBf16, kF16},
+    // The fused inference ops, supported where their parts are: the composition's rounding, so the same bounds.
+    {"add_rms_norm", Op::Add, Op::RmsNorm, kElementwise, kBf16, kF16},
+    {"rms_norm_rope", Op::RmsNorm, Op::Rope, kElementwise, kBf16, kF16},
+    {"rms_norm_rope[rows]", Op::RmsNorm, Op::Rope, kElementwise, kBf16, kF16},
     {"attention[kv]", Op::Attention, {}, kReduction, kBf16, kF16},
     {"attention[seq]", Op::Attention, {}, kReduction, kBf16, kF16},
     {"attention[seq+lse]", Op::Attention, Op::AttentionBackward, kReduction, kBf16, kF16},
     {"silu_mul", Op::SiluMul, {}, kElementwise, kBf16, kF16},
     {"add", Op::Add, {}, kElementwise, kBf16, kF16},
     {"copy", Op::Copy, {}, kExact, kExact, kExact},
+    // Between float dtypes: one round-to-nearest-even from the source value, as the reference rounds it.
+    {"copy[convert]", Op::Copy, {}, kExact, kExact, kExact},
     {"copy_rows", Op::CopyRows, {}, kExact, kExact, kExact},
     {"softmax", Op::Softmax, {}, kElementwise, kBf16, kF16},
     {"layer_norm", Op::LayerNorm, {}, kReduction, kBf16, kF16},
@@ -706,6 +712,80 @@ TEST_P(BackendOps, Rope) {
   }
 }
 
+TEST_P(BackendOps, AddRmsNorm) {
+  struct Shp {
+    Shape x;
+    DType w;
+    int alias;  // sum aliases: 0 nothing, 1 a, 2 b
+  };
+  const Shp shapes[] = {{{5, 67}, DType::F32, 0}, {{1, 4096}, DType::BF16, 1}, {{3, 33}, DType::BF16, 2},
+                        {{2, 3, 130}, DType::F32, 1}};
+  const float eps = 1e-6f;
+  for (const Shp& s : shapes) {
+    const std::string label = "x=" + dims(s.x) + " w=" + std::string(dtype_name(s.w)) +
+                              (s.alias == 1 ? " sum=a" : s.alias == 2 ? " sum=b" : "");
+    run_case("add_rms_norm", label, [&](Case& c) {
+      const int64_t D = s.x.back(), rows = shape_numel(s.x) / D;
+      const Input a = input(s.x, adt(), 2.0f), b = input(s.x, adt(), 1.5f), w = input({D}, s.w);
+      Tensor sum = s.alias == 1 ? a.dev : s.alias == 2 ? b.dev : poisoned(s.x, adt());
+      Tensor y = poisoned(s.x, adt());
+      be().add_rms_norm(sum, y, a.dev, b.dev, w.dev, eps);
+      const Vec sum_ref = rounded(plus(a.val, b.val), adt());  // the norm reads the stored (rounded) sum
+      c.compare("sum", fetch(sum), sum_ref);
+      c.compare("y", fetch(y), ref::rms_norm(sum_ref, w.val, rows, D, eps));
+    });
+  }
+}
+
+TEST_P(BackendOps, RmsNormRope) {
+  struct Shp {
+    Shape x;  // [.., N, H, hd]
+    std::vector<int32_t> pos;
+    DType w;
+    bool in_place;
+  };
+  const Shp shapes[] = {
+      {{5, 3, 10}, {0, 17, 3, 1000, 5}, DType::F32, false},
+      {{1, 32, 128}, {4095}, DType::BF16, false},  // a Qwen3-8B decode step's q
+      {{2, 2, 2, 64}, {0, 1, 2, 3}, DType::BF16, true},
+      {{3, 1, 6}, {7, 2, 100}, DType::F32, true},
+  };
+  const float eps = 1e-6f, theta = 1e6f;
+  for (const Shp& s : shapes) {
+    const int64_t hd = s.x.back(), H = s.x[s.x.size() - 2], N = shape_numel(s.x) / (H * hd);
+    const std::string label = "x=" + dims(s.x) + " w=" + std::string(dtype_name(s.w)) + (s.in_place ? " y=x" : "");
+    run_case("rms_norm_rope", label, [&](Case& c) {
+      Input x = input(s.x, adt(), 2.0f);
+      const Input w = input({hd}, s.w);
+      Tensor y = s.in_place ? x.dev : poisoned(s.x, adt());
+      be().rms_norm_rope(y, x.dev, w.dev, eps, ints(s.pos), RopeParams{theta});
+      const Vec normed = rounded(ref::rms_norm(x.val, w.val, N * H, hd, eps), adt());
+      c.compare("y", fetch(y), ref::rope(normed, s.pos, N, H, hd, theta, false));
+    });
+  }
+  // Keys written straight into cache rows: dst [R, H, hd], the rows not named keep their values.
+  struct RowsShp {
+    int64_t R, H, hd;
+    std::vector<int32_t> pos, index;
+  };
+  const RowsShp row_shapes[] = {{24, 2, 16, {3, 0, 9}, {17, 0, 23}}, {200, 8, 128, {150}, {150}},
+                                {10, 1, 6, {4, 5}, {9, 2}}};
+  for (const RowsShp& s : row_shapes) {
+    const int64_t N = static_cast<int64_t>(s.index.size()), W = s.H * s.hd;
+    run_case("rms_norm_rope[rows]", "x=[" + std::to_string(N) + ", " + std::to_string(s.H) + ", " +
+                                        std::to_string(s.hd) + "] into " + std::to_string(s.R) + " rows",
+             [&](Case& c) {
+               const Input x = input({N, s.H, s.hd}, adt(), 2.0f), w = input({s.hd}, DType::BF16);
+               Input dst = input({s.R, s.H, s.hd}, adt());
+               const Tensor index = ints(s.index);
+               be().rms_norm_rope(dst.dev, x.dev, w.dev, eps, ints(s.pos), RopeParams{theta}, &index);
+               const Vec normed = rounded(ref::rms_norm(x.val, w.val, N * s.H, s.hd, eps), adt());
+               const Vec rows = rounded(ref::rope(normed, s.pos, N, s.H, s.hd, theta, false), adt());
+               c.compare("dst", fetch(dst.dev), ref::copy_rows(dst.val, rows, s.index, W));
+             });
+  }
+}
+
 // Attention geometry of a case: the KV-cache layout (rows at arbitrary slots / positions) or whole sequences.
 struct AttnCase {
   int64_t S, C, Hq, Hkv, hd;
@@ -735,6 +815,10 @@ const std::vector<AttnCase>& kv_cases() {
       {1, 8, 3, 3, 6, {0}, {5}},                                       // one decode row, GQA 1
       {2, 12, 4, 2, 6, {1, 1, 1, 1, 1, 1}, {4, 5, 6, 7, 8, 9}},        // a prefill chunk after 4 cached tokens
       {4, 5, 2, 2, 16, {3, 3, 0, 1, 2, 3, 0}, {4, 0, 4, 2, 1, 3, 0}},  // every slot, same positions in several
+      // Long caches, few rows: a GPU spreads the keys of a row over several blocks (split and combined).
+      {1, 200, 32, 8, 128, {0}, {150}},                  // a Qwen3-8B decode step (GQA 4), empty splits at the end
+      {2, 300, 12, 1, 64, {1, 0, 1}, {299, 37, 0}},      // GQA 12 (more query heads than one block takes)
+      {1, 64, 4, 4, 256, {0}, {63}},                     // the largest head dim
   };
   return c;
 }
@@ -931,6 +1015,27 @@ TEST_P(BackendOps, Copy) {
       be().copy(dst, src.dev);
       c.compare("dst", fetch(dst), src.val);
     });
+}
+
+TEST_P(BackendOps, CopyConvert) {
+  const std::pair<Shape, Shape> shapes[] = {{{5, 67}, {67, 5}}, {{1, 8192}, {1, 8192}}};
+  for (const DType to : {DType::F32, DType::BF16, DType::F16}) {
+    if (to == adt()) continue;
+    for (const auto& [src_shape, dst_shape] : shapes) {
+      // adt into `to` (a step's logits into F32), and `to` into adt.
+      for (const bool from_adt : {true, false}) {
+        const DType from = from_adt ? adt() : to, into = from_adt ? to : adt();
+        run_case("copy[convert]",
+                 std::string(dtype_name(from)) + " " + dims(src_shape) + " -> " + std::string(dtype_name(into)),
+                 [&](Case& c) {
+                   const Input src = input(src_shape, from, 3.0f);
+                   Tensor dst = poisoned(dst_shape, into);
+                   be().copy(dst, src.dev);
+                   c.compare("dst", fetch(dst), rounded(src.val, into));
+                 });
+      }
+    }
+  }
 }
 
 TEST_P(BackendOps, CopyRows) {
@@ -1396,6 +1501,23 @@ TEST_P(BackendOps, ErrorsNameTheOp) {
        [&] { Tensor y = buf({4}, a); be().silu_mul(y, buf({4}, a), buf({5}, a)); }},
       {"add", "b of another dtype", [&] { Tensor y = buf({4}, a); be().add(y, y, buf({4}, other)); }},
       {"copy", "4 elements into 5", [&] { Tensor d = buf({5}, a); be().copy(d, buf({4}, a)); }},
+      {"copy", "I32 into a float tensor", [&] { Tensor d = buf({2}, a); be().copy(d, buf({2}, DType::I32)); }},
+      {"add_rms_norm", "y aliasing sum",
+       [&] {
+         Tensor s = buf({2, 8}, a);
+         be().add_rms_norm(s, s, buf({2, 8}, a), buf({2, 8}, a), buf({8}, DType::F32), 1e-6f);
+       }},
+      {"add_rms_norm", "weight of the wrong length",
+       [&] {
+         Tensor s = buf({2, 8}, a), y = buf({2, 8}, a);
+         be().add_rms_norm(s, y, buf({2, 8}, a), buf({2, 8}, a), buf({4}, DType::F32), 1e-6f);
+       }},
+      {"rms_norm_rope", "rows of another count",
+       [&] {
+         Tensor y = buf({6, 2, 8}, a);
+         const Tensor rows = ints({0, 1, 2});
+         be().rms_norm_rope(y, buf({2, 2, 8}, a), buf({8}, DType::F32), 1e-6f, pos2, RopeParams{}, &rows);
+       }},
       {"copy_rows", "undefined index",
        [&] { Tensor d = buf({4, 3}, a); be().copy_rows(d, buf({2, 3}, a), undefined); }},
       {"copy_rows", "rows of 3 into rows of 4",

@@ -4,11 +4,15 @@
 #include <cstring>
 
 #include "backends/cpu/attention.h"
+#include "backends/cpu/attention_bias.h"
 #include "backends/cpu/attention_backward.h"
+#include "backends/cpu/conv2d.h"
 #include "backends/cpu/dequantize_gptq.h"
 #include "backends/cpu/elementwise.h"
 #include "backends/cpu/embedding.h"
+#include "backends/cpu/group_norm.h"
 #include "backends/cpu/layernorm.h"
+#include "backends/cpu/layout.h"
 #include "backends/cpu/matmul.h"
 #include "backends/cpu/rmsnorm.h"
 #include "backends/cpu/rmsnorm_backward.h"
@@ -81,7 +85,14 @@ bool CpuBackend::supports(Op op, DType dtype) const {
     case Op::Modulate:
     case Op::Silu:
     case Op::GatedAdd:
-    case Op::RopeInterleaved: return is_activation_dtype(dtype);
+    case Op::RopeInterleaved:
+    case Op::Conv2d:
+    case Op::GroupNorm:
+    case Op::QuickGelu:
+    case Op::Mul:
+    case Op::AttentionWithBias: return is_activation_dtype(dtype);
+    case Op::UpsampleNearest2x:
+    case Op::Transpose: return true;  // bits copied
     case Op::Copy:
     case Op::CopyRows: return true;
     case Op::Fill: return dtype == DType::F32;
@@ -270,6 +281,57 @@ void CpuBackend::rope_interleaved_impl(Tensor& x, const Tensor& cos, const Tenso
   F32Out xo(x, true);
   rope_interleaved_forward(xo.p(), cos.data<float>(), sin.data<float>(), x.dim(0), x.dim(1), x.dim(2));
   xo.commit();
+}
+
+void CpuBackend::conv2d_impl(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int64_t padding) {
+  const F32In xi(x);
+  F32Out yo(y, false);
+  conv2d_forward(yo.p(), xi.p(), w.data<float>(), bias ? bias->data<float>() : nullptr, x.dim(0), x.dim(1), x.dim(2),
+                 x.dim(3), w.dim(0), w.dim(2), w.dim(3), padding);
+  yo.commit();
+}
+
+void CpuBackend::group_norm_impl(Tensor& y, const Tensor& x, int64_t groups, float eps, const Tensor* weight,
+                                 const Tensor* bias) {
+  const int64_t B = x.dim(0), C = x.dim(1);
+  const F32In xi(x);
+  F32Out yo(y, false);
+  group_norm_forward(yo.p(), xi.p(), B, C, x.numel() / (B * C), groups, eps, weight ? weight->data<float>() : nullptr,
+                     bias ? bias->data<float>() : nullptr);
+  yo.commit();
+}
+
+void CpuBackend::upsample_nearest2x_impl(Tensor& y, const Tensor& x) {
+  const int64_t H = x.dim(-2), W = x.dim(-1);
+  upsample_nearest2x_forward(y.raw(), x.raw(), dtype_size(x.dtype()), x.numel() / (H * W), H, W);
+}
+
+void CpuBackend::transpose_impl(Tensor& y, const Tensor& x) {
+  const int64_t M = x.dim(-2), N = x.dim(-1);
+  transpose_last2(y.raw(), x.raw(), dtype_size(x.dtype()), x.numel() / (M * N), M, N);
+}
+
+void CpuBackend::quick_gelu_impl(Tensor& y, const Tensor& x) {
+  const F32In xi(x);
+  F32Out yo(y, false);
+  quick_gelu_forward(yo.p(), xi.p(), y.numel());
+  yo.commit();
+}
+
+void CpuBackend::mul_impl(Tensor& y, const Tensor& a, const Tensor& b) {
+  const F32In ai(a), bi(b);
+  F32Out yo(y, false);
+  mul_forward(yo.p(), ai.p(), bi.p(), y.numel());
+  yo.commit();
+}
+
+void CpuBackend::attention_with_bias_impl(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v,
+                                          const Tensor& bias, float scale) {
+  const F32In qi(q), ki(k), vi(v);
+  F32Out oo(out, false);
+  attention_with_bias_forward(oo.p(), qi.p(), ki.p(), vi.p(), bias.data<float>(), q.dim(0), q.dim(1), k.dim(1),
+                              q.dim(2), q.dim(3), bias.ndim() == 4, scale);
+  oo.commit();
 }
 
 void CpuBackend::copy_impl(Tensor& dst, const Tensor& src) { std::memmove(dst.raw(), src.raw(), src.nbytes()); }

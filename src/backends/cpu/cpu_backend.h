@@ -56,6 +56,15 @@ class CpuBackend : public Backend {
   void silu_impl(Tensor& y, const Tensor& x) override;
   void gated_add_impl(Tensor& y, const Tensor& x, const Tensor& gate, const Tensor& h) override;
   void rope_interleaved_impl(Tensor& x, const Tensor& cos, const Tensor& sin) override;
+  void conv2d_impl(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int64_t padding) override;
+  void group_norm_impl(Tensor& y, const Tensor& x, int64_t groups, float eps, const Tensor* weight,
+                       const Tensor* bias) override;
+  void upsample_nearest2x_impl(Tensor& y, const Tensor& x) override;
+  void transpose_impl(Tensor& y, const Tensor& x) override;
+  void quick_gelu_impl(Tensor& y, const Tensor& x) override;
+  void mul_impl(Tensor& y, const Tensor& a, const Tensor& b) override;
+  void attention_with_bias_impl(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias,
+                                float scale) override;
 
   // Training ops (cpu_backend_train.cpp): the f32 kernels of *_backward.h.
   void linear_dense_impl(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias) override;

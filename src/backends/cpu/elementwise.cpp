@@ -79,4 +79,16 @@ void rope_interleaved_forward(float* x, const float* cos, const float* sin, int6
   });
 }
 
+void quick_gelu_forward(float* y, const float* x, int64_t n) {
+  parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) y[i] = x[i] / (1.0f + std::exp(-1.702f * x[i]));
+  });
+}
+
+void mul_forward(float* y, const float* a, const float* b, int64_t n) {
+  parallel_for(0, n, kGrain, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) y[i] = a[i] * b[i];
+  });
+}
+
 }  // namespace omni

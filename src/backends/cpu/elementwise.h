@@ -24,4 +24,9 @@ void gated_add_forward(float* y, const float* x, const float* gate, const float*
 // rope_interleaved).
 void rope_interleaved_forward(float* x, const float* cos, const float* sin, int64_t N, int64_t H, int64_t hd);
 
+// CLIP's activation: y = x · sigmoid(1.702 x). y may alias x.
+void quick_gelu_forward(float* y, const float* x, int64_t n);
+// y = a · b. y may alias a or b.
+void mul_forward(float* y, const float* a, const float* b, int64_t n);
+
 }  // namespace omni

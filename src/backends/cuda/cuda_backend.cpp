@@ -62,6 +62,11 @@ CudaBackend::CudaBackend(int device, DType activation_dtype) : Backend(activatio
   allocator_ = DeviceAllocator::create(device_);
   OMNI_CUDA(cudaMalloc(&fault_, sizeof(DeviceFault)));
   OMNI_CUDA(cudaMemset(fault_, 0, sizeof(DeviceFault)));
+  OMNI_CUDA(cudaMallocHost(&fault_host_, sizeof(DeviceFault)));
+  std::memset(static_cast<void*>(fault_host_), 0, sizeof(DeviceFault));
+  OMNI_CUDA(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_));
+  attention_counters_ = alloc({kAttentionCounters}, DType::I32);
+  OMNI_CUDA(cudaMemset(attention_counters_.raw(), 0, attention_counters_.nbytes()));
   // 32 MiB, cuBLAS's recommendation for Hopper; after cublasSetStream, which resets the workspace.
   // (OMNI_CUBLAS_WORKSPACE=default keeps cuBLAS's own pool, for comparisons.)
   const char* ws = std::getenv("OMNI_CUBLAS_WORKSPACE");
@@ -81,6 +86,8 @@ CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
   if (cublas_) cublasDestroy(cublas_);
   if (fault_) cudaFree(fault_);
+  if (fault_host_) cudaFreeHost(fault_host_);
+  if (stage_) cudaFreeHost(stage_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -174,14 +181,16 @@ void CudaBackend::replay(const CapturedWork& work) {
 
 void CudaBackend::synchronize() {
   not_capturing("synchronize");
+  // The fault record comes back on the stream, behind the work it may describe: one wait for both.
+  OMNI_CUDA(cudaMemcpyAsync(fault_host_, fault_, sizeof(DeviceFault), cudaMemcpyDeviceToHost, stream_));
   OMNI_CUDA(cudaStreamSynchronize(stream_));
   check_faults();
 }
 
 void CudaBackend::check_faults() {
-  DeviceFault f;
-  OMNI_CUDA(cudaMemcpy(&f, fault_, sizeof f, cudaMemcpyDeviceToHost));
-  if (f.code == 0) return;
+  if (fault_host_->code == 0) return;
+  const DeviceFault f = *fault_host_;
+  fault_host_->code = 0;
   OMNI_CUDA(cudaMemset(fault_, 0, sizeof(DeviceFault)));
   OMNI_FAIL(describe_fault(f));
 }
@@ -215,8 +224,24 @@ Tensor CudaBackend::download_impl(const Tensor& x) {
     launch_convert(src.raw(), DType::F32, x.raw(), x.dtype(), x.numel(), stream_);
   }
   Tensor host = Tensor::empty(src.shape(), src.dtype());
-  OMNI_CUDA(cudaMemcpyAsync(host.raw(), src.raw(), src.nbytes(), cudaMemcpyDeviceToHost, stream_));
+  const size_t n = src.nbytes();
+  constexpr size_t kMaxStage = size_t{4} << 20;
+  if (n > kMaxStage) {  // large: straight into the pageable result
+    OMNI_CUDA(cudaMemcpyAsync(host.raw(), src.raw(), n, cudaMemcpyDeviceToHost, stream_));
+    synchronize();
+    return host;
+  }
+  // Small (a step's logits): through pinned memory, a plain DMA and one wait.
+  if (stage_bytes_ < n) {
+    if (stage_) OMNI_CUDA(cudaFreeHost(stage_));
+    stage_ = nullptr;
+    stage_bytes_ = 0;
+    OMNI_CUDA(cudaMallocHost(&stage_, n));
+    stage_bytes_ = n;
+  }
+  OMNI_CUDA(cudaMemcpyAsync(stage_, src.raw(), n, cudaMemcpyDeviceToHost, stream_));
   synchronize();
+  std::memcpy(host.raw(), stage_, n);
   return host;
 }
 
@@ -365,8 +390,20 @@ void CudaBackend::attention_impl(Tensor& out, const Tensor& q, const Tensor& k, 
   const int64_t hd = q.dim(-1), Hq = q.dim(-2);
   const AttentionShape sh{q.numel() / (Hq * hd), Hq, k.dim(2), hd, k.dim(0), k.dim(1),
                           rows.mask == AttentionMask::Causal};
-  launch_attention(out.raw(), q.raw(), k.raw(), v.raw(), q.dtype(), rows.slot.data<int32_t>(),
-                   rows.position.data<int32_t>(), sh, lse ? lse->data<float>() : nullptr, fault_, stream_);
+  const AttentionSplitPlan plan = plan_attention_split(sh, sm_count_);
+  if (lse || plan.units >= 2 * static_cast<int64_t>(sm_count_)) {
+    // Training (lse saved), and batches whose (row, head) pairs alone fill the chip: a warp per pair.
+    launch_attention(out.raw(), q.raw(), k.raw(), v.raw(), q.dtype(), rows.slot.data<int32_t>(),
+                     rows.position.data<int32_t>(), sh, lse ? lse->data<float>() : nullptr, fault_, stream_);
+    return;
+  }
+  // Few rows (decode): each block reads a kv head's keys once for its query heads, the keys split over blocks.
+  const int64_t floats = attention_split_scratch_floats(sh, plan);
+  Tensor scratch;
+  if (floats > 0) scratch = alloc({floats}, DType::F32);
+  launch_attention_split(out.raw(), q.raw(), k.raw(), v.raw(), q.dtype(), rows.slot.data<int32_t>(),
+                         rows.position.data<int32_t>(), sh, plan, floats > 0 ? scratch.data<float>() : nullptr,
+                         attention_counters_.data<int32_t>(), fault_, stream_);
 }
 
 void CudaBackend::silu_mul_impl(Tensor& y, const Tensor& gate, const Tensor& up) {
@@ -380,6 +417,25 @@ void CudaBackend::add_impl(Tensor& y, const Tensor& a, const Tensor& b) {
 void CudaBackend::copy_impl(Tensor& dst, const Tensor& src) {
   if (dst.raw() == src.raw()) return;
   OMNI_CUDA(cudaMemcpyAsync(dst.raw(), src.raw(), src.nbytes(), cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaBackend::convert_impl(Tensor& dst, const Tensor& src) {
+  launch_convert(dst.raw(), dst.dtype(), src.raw(), src.dtype(), src.numel(), stream_);
+}
+
+void CudaBackend::add_rms_norm_impl(Tensor& sum, Tensor& y, const Tensor& a, const Tensor& b, const Tensor& weight,
+                                    float eps) {
+  const int64_t D = a.dim(-1);
+  launch_add_rms_norm(sum.raw(), y.raw(), a.raw(), b.raw(), a.dtype(), weight.raw(), weight.dtype(), a.numel() / D,
+                      D, eps, stream_);
+}
+
+void CudaBackend::rms_norm_rope_impl(Tensor& y, const Tensor& x, const Tensor& weight, float eps,
+                                     const Tensor& positions, const RopeParams& params, const Tensor* rows) {
+  const int64_t hd = x.dim(-1), H = x.dim(-2), N = x.numel() / (H * hd);
+  launch_rms_norm_rope(y.raw(), x.raw(), x.dtype(), weight.raw(), weight.dtype(), positions.data<int32_t>(),
+                       rows ? rows->data<int32_t>() : nullptr, y.numel() / (H * hd), N, H, hd, eps, params.theta,
+                       fault_, stream_);
 }
 
 void CudaBackend::copy_rows_impl(Tensor& dst, const Tensor& src, const Tensor& index) {

@@ -85,6 +85,11 @@ class CudaBackend : public Backend {
   void silu_mul_impl(Tensor& y, const Tensor& gate, const Tensor& up) override;
   void add_impl(Tensor& y, const Tensor& a, const Tensor& b) override;
   void copy_impl(Tensor& dst, const Tensor& src) override;
+  void convert_impl(Tensor& dst, const Tensor& src) override;
+  void add_rms_norm_impl(Tensor& sum, Tensor& y, const Tensor& a, const Tensor& b, const Tensor& weight,
+                         float eps) override;
+  void rms_norm_rope_impl(Tensor& y, const Tensor& x, const Tensor& weight, float eps, const Tensor& positions,
+                          const RopeParams& params, const Tensor* rows) override;
   void copy_rows_impl(Tensor& dst, const Tensor& src, const Tensor& index) override;
   void softmax_impl(Tensor& x) override;
   void layer_norm_impl(Tensor& y, const Tensor& x, float eps, const Tensor* weight, const Tensor* bias) override;
@@ -123,6 +128,13 @@ class CudaBackend : public Backend {
   cublasHandle_t cublas_ = nullptr;
   std::shared_ptr<DeviceAllocator> allocator_;
   DeviceFault* fault_ = nullptr;  // device memory, one record
+  // Pinned host memory: the fault record's copy, read after each synchronisation (one round trip with the
+  // stream's own wait), and a staging buffer for small downloads (the logits of a decode step).
+  DeviceFault* fault_host_ = nullptr;
+  void* stage_ = nullptr;
+  size_t stage_bytes_ = 0;
+  int sm_count_ = 1;
+  Tensor attention_counters_;  // I32 [kAttentionCounters], zero between launches (the key-split attention)
   int64_t w4a16_linears_ = 0, dequantized_linears_ = 0;
   Tensor cublas_workspace_;  // set explicitly, so cuBLAS allocates nothing inside a capture
   bool capturing_ = false;

@@ -48,6 +48,14 @@ void launch_softmax(void* x, DType act, int64_t rows, int64_t D, cudaStream_t s)
 // y = (x − mean)/sqrt(var + eps) per row of D, then · weight + bias when weight is given (F32 or BF16, both).
 void launch_layer_norm(void* y, const void* x, DType act, const void* weight, const void* bias, DType affine_dtype,
                        int64_t rows, int64_t D, float eps, cudaStream_t s);
+// sum = a + b (rounded to act), y = rms_norm(sum) per row of D; sum may alias a or b.
+void launch_add_rms_norm(void* sum, void* y, const void* a, const void* b, DType act, const void* weight,
+                         DType weight_dtype, int64_t rows, int64_t D, float eps, cudaStream_t s);
+// y = rope(rms_norm(x)) per head of x [N, H, hd] (the norm rounded to act first); row n goes to y row
+// rows[n] (of R) when rows is given, else to row n (y may alias x).
+void launch_rms_norm_rope(void* y, const void* x, DType act, const void* weight, DType weight_dtype,
+                          const int32_t* positions, const int32_t* rows, int64_t R, int64_t N, int64_t H, int64_t hd,
+                          float eps, float theta, DeviceFault* fault, cudaStream_t s);
 // In place on x [N, H, hd]; the inverse rotation with `inverse`.
 void launch_rope(void* x, DType act, const int32_t* positions, int64_t N, int64_t H, int64_t hd, float theta,
                  bool inverse, DeviceFault* fault, cudaStream_t s);
@@ -61,6 +69,20 @@ struct AttentionShape {
 void launch_attention(void* out, const void* q, const void* k, const void* v, DType act, const int32_t* slot,
                       const int32_t* position, const AttentionShape& shape, float* lse, DeviceFault* fault,
                       cudaStream_t s);
+// Inference attention (no lse) through the key-split kernel: the plan's blocks, and its scratch (f32, zero
+// floats when not split) and counters (int [kAttentionCounters], all zero before the launch and after it).
+constexpr int64_t kAttentionCounters = 4096;
+struct AttentionSplitPlan {
+  int splits = 1;      // key splits per (row, kv head, head batch)
+  int64_t chunk = 0;   // keys per split
+  int batches = 1;     // head batches per kv head (query heads of a group, up to 8 a block)
+  int64_t units = 0;   // rows × kv heads × batches
+};
+AttentionSplitPlan plan_attention_split(const AttentionShape& shape, int sm_count);
+int64_t attention_split_scratch_floats(const AttentionShape& shape, const AttentionSplitPlan& plan);
+void launch_attention_split(void* out, const void* q, const void* k, const void* v, DType act, const int32_t* slot,
+                            const int32_t* position, const AttentionShape& shape, const AttentionSplitPlan& plan,
+                            float* scratch, int* counters, DeviceFault* fault, cudaStream_t s);
 // The training backward (f32, rows = slots × capacity in order). `delta` is f32 scratch [N, Hq].
 void launch_attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                                const float* v, const float* out, const float* lse, float* delta,

@@ -1,5 +1,6 @@
-// Row reductions: RMSNorm (forward with optional saved rstd, and its f32 backward), softmax, and the rotary
-// embedding. One block per row; f32 arithmetic with the CPU kernels' expressions, one rounding on store.
+// Row reductions: RMSNorm (forward with optional saved rstd, and its f32 backward; fused with the residual add
+// before it, or with the rotary embedding after it), softmax, layer norm, and the rotary embedding. One block per
+// row; f32 arithmetic with the CPU kernels' expressions, one rounding on store.
 #include "backends/cuda/kernels/common.cuh"
 #include "backends/cuda/kernels/kernels.h"
 
@@ -23,6 +24,69 @@ __global__ void rms_norm_kernel(T* y, const T* x, const W* weight, int64_t D, fl
   if (rstd && threadIdx.x == 0) rstd[r] = inv;
   T* yr = y + r * D;  // may alias x: each element is read before it is written, by the same thread
   for (int64_t d = threadIdx.x; d < D; d += blockDim.x) yr[d] = from_f32<T>((to_f32(xr[d]) * inv) * to_f32(weight[d]));
+}
+
+// The residual add and the norm after it: sum = a + b rounded to T, then the norm of that rounded sum (what
+// add_kernel then rms_norm_kernel compute, in one pass). sum may alias a or b: each element is read and written
+// by the same thread.
+template <class T, class W>
+__global__ void add_rms_norm_kernel(T* sum, T* y, const T* a, const T* b, const W* weight, int64_t D, float eps) {
+  const int64_t r = blockIdx.x;
+  float ss = 0.f;
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x) {
+    const T t = from_f32<T>(to_f32(a[r * D + d]) + to_f32(b[r * D + d]));
+    sum[r * D + d] = t;
+    const float v = to_f32(t);
+    ss += v * v;
+  }
+  ss = block_sum(ss);
+  const float inv = 1.0f / sqrtf(ss / static_cast<float>(D) + eps);
+  for (int64_t d = threadIdx.x; d < D; d += blockDim.x)
+    y[r * D + d] = from_f32<T>((to_f32(sum[r * D + d]) * inv) * to_f32(weight[d]));
+}
+
+// Per-head RMSNorm then RoPE (rotate-half): one block per (row, head), thread j owns the rotation pair
+// (j, j + hd/2). The normed values are rounded to T before the rotation, as rms_norm then rope would. Row n
+// goes to y row rows[n] when rows is given (a KV cache), else to row n; y may alias x (reads come before the
+// block reduction, writes after it).
+// 1 / theta^(2j / hd) as the CPU backend computes it (cpu/rope.cpp: the exponent in f32, std::pow in f32, which
+// glibc rounds correctly): CUDA's powf may be 2 ulp off, and at positions in the thousands an angle error of that
+// size moves the rotated values by 1e-5 relative. pow in double, rounded once to f32, is the correctly rounded
+// powf.
+__device__ inline float rope_inv_freq(float theta, int64_t j, int64_t hd) {
+  const float exponent = static_cast<float>(2 * j) / static_cast<float>(hd);
+  return 1.0f / static_cast<float>(pow(static_cast<double>(theta), static_cast<double>(exponent)));
+}
+
+template <class T, class W>
+__global__ void rms_norm_rope_kernel(T* y, const T* x, const W* weight, const int32_t* positions, const int32_t* rows,
+                                     int64_t R, int64_t H, int64_t hd, float eps, float theta, DeviceFault* fault) {
+  const int64_t task = blockIdx.x, n = task / H, h = task % H, half = hd / 2;
+  const int64_t j = threadIdx.x;
+  const int32_t pos = positions[n];
+  const int64_t dst = rows ? rows[n] : n;
+  if (pos < 0 || (rows && (dst < 0 || dst >= R))) {  // the whole block leaves: no one reaches the reduction
+    if (threadIdx.x == 0 && h == 0) {
+      if (pos < 0)
+        report_fault(fault, FaultCode::NegativePosition, n, pos, 0);
+      else
+        report_fault(fault, FaultCode::CopyRowsIndex, n, dst, R);
+    }
+    return;
+  }
+  const T* xr = x + task * hd;
+  const float a = j < half ? to_f32(xr[j]) : 0.f, b = j < half ? to_f32(xr[j + half]) : 0.f;
+  const float ss = block_sum(a * a + b * b);
+  const float inv = 1.0f / sqrtf(ss / static_cast<float>(hd) + eps);
+  if (j >= half) return;
+  const float na = to_f32(from_f32<T>((a * inv) * to_f32(weight[j])));
+  const float nb = to_f32(from_f32<T>((b * inv) * to_f32(weight[j + half])));
+  const float inv_freq = rope_inv_freq(theta, j, hd);
+  const float angle = static_cast<float>(pos) * inv_freq;
+  const float c = cosf(angle), sn = sinf(angle);
+  T* yr = y + (dst * H + h) * hd;
+  yr[j] = from_f32<T>(na * c - nb * sn);
+  yr[j + half] = from_f32<T>(nb * c + na * sn);
 }
 
 // Two block reductions: the mean, then the mean squared deviation (no E[x²] − E[x]² cancellation).
@@ -98,7 +162,7 @@ __global__ void rope_kernel(T* x, const int32_t* positions, int64_t N, int64_t H
     report_fault(fault, FaultCode::NegativePosition, n, pos, 0);
     return;
   }
-  const float inv_freq = 1.0f / powf(theta, static_cast<float>(2 * j) / static_cast<float>(hd));
+  const float inv_freq = rope_inv_freq(theta, j, hd);
   const float angle = static_cast<float>(pos) * inv_freq;
   const float c = cosf(angle), sn = sinf(angle);
   T* v = x + (n * H + h) * hd;
@@ -134,6 +198,47 @@ void launch_rms_norm(void* y, const void* x, DType act, const void* weight, DTyp
       OMNI_FAIL("rms_norm: weight must be F32 or BF16, found ", dtype_name(weight_dtype));
   });
   check_launch("rms_norm_kernel");
+}
+
+void launch_add_rms_norm(void* sum, void* y, const void* a, const void* b, DType act, const void* weight,
+                         DType weight_dtype, int64_t rows, int64_t D, float eps, cudaStream_t s) {
+  if (rows == 0) return;
+  dispatch_float(act, "add_rms_norm", [&](auto tag) {
+    using T = decltype(tag);
+    auto go = [&](auto w) {
+      add_rms_norm_kernel<<<row_grid(rows), row_threads(D), 0, s>>>(
+          static_cast<T*>(sum), static_cast<T*>(y), static_cast<const T*>(a), static_cast<const T*>(b), w, D, eps);
+    };
+    if (weight_dtype == DType::F32)
+      go(static_cast<const float*>(weight));
+    else if (weight_dtype == DType::BF16)
+      go(static_cast<const __nv_bfloat16*>(weight));
+    else
+      OMNI_FAIL("add_rms_norm: weight must be F32 or BF16, found ", dtype_name(weight_dtype));
+  });
+  check_launch("add_rms_norm_kernel");
+}
+
+void launch_rms_norm_rope(void* y, const void* x, DType act, const void* weight, DType weight_dtype,
+                          const int32_t* positions, const int32_t* rows, int64_t R, int64_t N, int64_t H, int64_t hd,
+                          float eps, float theta, DeviceFault* fault, cudaStream_t s) {
+  if (N * H == 0) return;
+  const int threads = static_cast<int>(std::max<int64_t>(32, (hd / 2 + 31) / 32 * 32));
+  OMNI_CHECK(threads <= 1024, "rms_norm_rope: head dim ", hd, " is too large for one block");
+  dispatch_float(act, "rms_norm_rope", [&](auto tag) {
+    using T = decltype(tag);
+    auto go = [&](auto w) {
+      rms_norm_rope_kernel<<<row_grid(N * H), threads, 0, s>>>(static_cast<T*>(y), static_cast<const T*>(x), w,
+                                                               positions, rows, R, H, hd, eps, theta, fault);
+    };
+    if (weight_dtype == DType::F32)
+      go(static_cast<const float*>(weight));
+    else if (weight_dtype == DType::BF16)
+      go(static_cast<const __nv_bfloat16*>(weight));
+    else
+      OMNI_FAIL("rms_norm_rope: weight must be F32 or BF16, found ", dtype_name(weight_dtype));
+  });
+  check_launch("rms_norm_rope_kernel");
 }
 
 void launch_layer_norm(void* y, const void* x, DType act, const void* weight, const void* bias, DType affine_dtype,
