@@ -1,6 +1,7 @@
 // The CUDA W4A16 path: the repack against an independent packer written here from the layout described in
 // w4a16_layout.h (bit for bit, runs without a GPU), and the GEMM against an F64 CPU product of the same rounded x
-// with the exactly dequantised weight, on fresh random inputs, outputs poisoned with NaN first.
+// with the exactly dequantised weight, on fresh random inputs, outputs poisoned with NaN first; and a host model of
+// the decode kernel (w4a16_decode.cu) against the same reference, which runs without a GPU.
 #include <gtest/gtest.h>
 
 #include <cuda_runtime.h>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "backends/cuda/cuda_runtime_info.h"
+#include "backends/cuda/w4a16/w4a16_decode_math.h"
 #include "backends/cuda/w4a16/w4a16_gemm.h"
 #include "backends/cuda/w4a16/w4a16_paths.h"
 #include "backends/cuda/w4a16/w4a16_layout.h"
@@ -248,8 +250,19 @@ void check_gemm_case(const GemmCase& c, const std::vector<int64_t>& Ms, uint32_t
     cuda_ok(cudaMemcpy(dx.p, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice), "x");
     if (with_bias) cuda_ok(cudaMemcpy(db.p, bias.data(), bias.size() * 4, cudaMemcpyHostToDevice), "bias");
     const std::vector<double> ref = reference_gemm(w, xd, M, bias);
-    // What w4a16_gemm picks (sized by the public w4a16_workspace_bytes), then each path forced.
-    for (W4A16Path path : {W4A16Path::Auto, W4A16Path::Mma, W4A16Path::DequantBlas}) {
+    // What w4a16_gemm picks (sized by the public w4a16_workspace_bytes), then each path forced; for the decode
+    // kernel's M also its folded dequantisation (the default is q - z per weight pair).
+    struct Variant {
+      W4A16Path path;
+      bool fold;
+      const char* name;
+    };
+    std::vector<Variant> variants = {{W4A16Path::Auto, false, "auto"}, {W4A16Path::Mma, false, "mma"},
+                                     {W4A16Path::DequantBlas, false, "dequant+blas"}};
+    if (M <= kW4DecodeMaxM) variants.push_back({W4A16Path::Mma, true, "mma folded"});
+    for (const Variant& var : variants) {
+      const W4A16Path path = var.path;
+      w4a16_set_decode_fold(var.fold);
       const size_t ws_bytes =
           path == W4A16Path::Auto ? w4a16_workspace_bytes(M, dw) : w4a16_workspace_bytes_for(M, dw, path);
       DeviceBuffer dws(ws_bytes);
@@ -273,7 +286,8 @@ void check_gemm_case(const GemmCase& c, const std::vector<int64_t>& Ms, uint32_t
         ref2 += ref[i] * ref[i];
       }
       const double rel = std::sqrt(err2 / ref2), tol = act == ActDType::BF16 ? 5e-3 : 1e-3;
-      const char* path_name = path == W4A16Path::Auto ? "auto" : path == W4A16Path::Mma ? "mma" : "dequant+blas";
+      w4a16_set_decode_fold(false);  // the default
+      const char* path_name = var.name;
       const std::string what = "N=" + std::to_string(c.N) + " K=" + std::to_string(c.K) + " gs=" +
                                std::to_string(c.gs) + (c.sym ? " sym" : " asym") +
                                (c.act_order ? " act-order" : "") + " M=" + std::to_string(M) +
@@ -287,6 +301,338 @@ void check_gemm_case(const GemmCase& c, const std::vector<int64_t>& Ms, uint32_t
 }
 
 const std::vector<int64_t> kAllM = {1, 2, 3, 7, 16, 33, 64, 65, 127, 257};
+
+// ---- The decode kernel's algorithm on the host (no GPU needed) -------------------------------------------------
+// A step-for-step model of w4a16_decode.cu: the same work split, x staging, register dequantisation, flushes and
+// reductions, through the helpers of w4a16_decode_math.h that the kernel uses; the instructions are modelled from
+// the PTX ISA, written here independently of the kernel:
+//   mma.sync m16n8k16 (g = lane / 4, t = lane % 4; the low 16 bits hold the first element of a pair):
+//     A 16 x 16: a0 = (row g, cols 2t, 2t+1), a1 = (g + 8, 2t..), a2 = (g, 2t + 8..), a3 = (g + 8, 2t + 8..)
+//     B 16 x 8:  b0 = (rows 2t, 2t+1, col g), b1 = (rows 2t + 8, 2t + 9, col g)
+//     C 16 x 8:  c0, c1 = (row g, cols 2t, 2t+1), c2, c3 = (row g + 8, cols 2t, 2t+1)
+//   prmt.b32 d, a, b, sel: byte i of d is byte (sel >> 4i) & 7 of the 8 bytes {b, a} (a = bytes 0..3).
+// A wrong index anywhere (fragment order, staging, scale position, partial-sum element, the split of K over the
+// cluster's warps, rounds) makes the model's result disagree with the F64 reference.
+float half_of(uint32_t reg, int e, ActDType act) { return from_act(static_cast<uint16_t>(reg >> (16 * e)), act); }
+
+void model_mma(float (&c)[32][4], const uint32_t (&a)[32][4], const uint32_t (&b)[32][2], ActDType act) {
+  float A[16][16], B[16][8];
+  for (int lane = 0; lane < 32; ++lane) {
+    const int g = lane / 4, t = lane % 4;
+    for (int e = 0; e < 2; ++e) {
+      A[g][2 * t + e] = half_of(a[lane][0], e, act);
+      A[g + 8][2 * t + e] = half_of(a[lane][1], e, act);
+      A[g][2 * t + 8 + e] = half_of(a[lane][2], e, act);
+      A[g + 8][2 * t + 8 + e] = half_of(a[lane][3], e, act);
+      B[2 * t + e][g] = half_of(b[lane][0], e, act);
+      B[2 * t + 8 + e][g] = half_of(b[lane][1], e, act);
+    }
+  }
+  for (int lane = 0; lane < 32; ++lane) {
+    const int g = lane / 4, t = lane % 4;
+    for (int e = 0; e < 4; ++e) {
+      const int row = g + 8 * (e / 2), col = 2 * t + (e % 2);
+      float v = c[lane][e];
+      for (int k = 0; k < 16; ++k) v = std::fma(A[row][k], B[k][col], v);
+      c[lane][e] = v;
+    }
+  }
+}
+
+uint32_t model_prmt(uint32_t a, uint32_t b, uint32_t sel) {
+  const uint64_t bytes = (static_cast<uint64_t>(b) << 32) | a;
+  uint32_t d = 0;
+  for (int i = 0; i < 4; ++i) d |= static_cast<uint32_t>((bytes >> (8 * ((sel >> (4 * i)) & 7))) & 0xffu) << (8 * i);
+  return d;
+}
+
+// Both halves of a - b in the activation type (exact for the magic + code values the kernel subtracts).
+uint32_t model_sub2(uint32_t a, uint32_t b, ActDType act) {
+  uint32_t d = 0;
+  for (int e = 0; e < 2; ++e) d |= uint32_t{to_act(half_of(a, e, act) - half_of(b, e, act), act)} << (16 * e);
+  return d;
+}
+
+// y (M x N, activation bits) as the decode kernel computes it with cs blocks per cluster and `clusters` clusters;
+// x must already be in the weight's K order. Unwritten outputs stay NaN.
+std::vector<uint16_t> model_decode(const W4A16Repacked& rp, const std::vector<uint16_t>& x, int64_t M, ActDType act,
+                                   const std::vector<float>& bias, int cs, int clusters, bool fold) {
+  using namespace w4dec;
+  const int N = static_cast<int>(rp.out_features), K = static_cast<int>(rp.in_features);
+  const int k_tiles = K / 16, strips = N / 64, nch = (K + kChunkInputs - 1) / kChunkInputs;
+  const int NB = M <= 8 ? 1 : 2, gt = rp.group_size >= 128 ? 8 : 2, gpc = kChunkTiles / gt;
+  int group_shift = 30;
+  if (rp.group_size != K) {
+    group_shift = 0;
+    while ((int64_t{1} << group_shift) < rp.group_size) ++group_shift;
+  }
+  const bool bf16 = act == ActDType::BF16, asym = !rp.symmetric;
+  const uint32_t magic = magic2(bf16);
+  std::vector<uint16_t> y(static_cast<size_t>(M * N), 0x7fff);  // NaN in bf16 and f16
+  const int block_tiles = (nch + cs - 1) / cs * kChunkTiles;
+
+  // Shared memory of block `rank` (its K range, hence its x, is the same in every cluster).
+  std::vector<std::vector<uint32_t>> xs(static_cast<size_t>(cs));
+  std::vector<std::vector<float>> xsum(static_cast<size_t>(cs));
+  for (int rank = 0; rank < cs; ++rank) {
+    const Span bch = block_chunks(rank, cs, nch);
+    const int bt0 = bch.begin * kChunkTiles, b_tiles = (bch.end - bch.begin) * kChunkTiles, per_row = b_tiles * 8;
+    EXPECT_LE(b_tiles, block_tiles);
+    xs[rank].assign(static_cast<size_t>(block_tiles) * 32 * NB * 2, 0xdeadbeefu);  // garbage where not staged
+    xsum[rank].assign(static_cast<size_t>(block_tiles / 2) * 8 * NB, std::nanf(""));
+    for (int i = 0; i < 8 * NB * per_row; ++i) {
+      const XItem it = x_item(i, per_row, bt0, NB);
+      uint32_t v = 0;
+      if (it.row < M && it.k < K)
+        v = uint32_t{x[static_cast<size_t>(it.row * K + it.k)]} |
+            (uint32_t{x[static_cast<size_t>(it.row * K + it.k + 1)]} << 16);
+      xs[rank][static_cast<size_t>(it.word)] = v;
+    }
+    if (fold)
+      for (int u = 0; u < b_tiles / gt; ++u)
+        for (int row = 0; row < 8 * NB; ++row) {
+          float v = 0.f;
+          for (int k = (bt0 + u * gt) * 16; row < M && k < (bt0 + u * gt + gt) * 16 && k < K; ++k)
+            v += from_act(x[static_cast<size_t>(row * K + k)], act);
+          xsum[rank][static_cast<size_t>(u * 8 * NB + row)] = v;
+        }
+  }
+
+  struct LaneRegs {
+    uint32_t qv[kChunkTiles][4] = {};
+    uint32_t sv[4][4] = {};
+    uint32_t zw[4] = {0x88888888u, 0x88888888u, 0x88888888u, 0x88888888u};
+    float acc[4][2][4], tmp[4][2][4], xr[2][2];
+    uint32_t z2[8];
+  };
+  for (int cid = 0; cid < clusters; ++cid) {
+    const int rounds = cluster_rounds(cid, strips, clusters);
+    std::vector<std::vector<LaneRegs>> regs(static_cast<size_t>(cs * kWarps), std::vector<LaneRegs>(32));
+    std::vector<float> bsum(static_cast<size_t>(cs) * 2 * 512 * NB, std::nanf(""));
+    auto load_chunk = [&](LaneRegs& R, int lane, int s, int c, int p) {
+      for (int w = 0; w < 4; ++w)
+        R.qv[p][w] = rp.qweight[weight_index(s, c, p, lane, k_tiles) * 4 + static_cast<size_t>(w)];
+    };
+    auto load_sv = [&](LaneRegs& R, int lane, int s, int c, int i) {
+      const int k = flush_k0(c, i, gt);
+      for (int w = 0; w < 4; ++w) R.sv[i][w] = 0;
+      if (k < K) {
+        const size_t off = scale_offset(k >> group_shift, N, s, lane / 4);
+        for (int w = 0; w < 4; ++w)
+          R.sv[i][w] = uint32_t{rp.scales[off + 2 * w]} | (uint32_t{rp.scales[off + 2 * w + 1]} << 16);
+      }
+    };
+    auto load_zw = [&](LaneRegs& R, int lane, int s, int c, int i) {
+      const int k = flush_k0(c, i, gt);
+      R.zw[i] = k < K ? rp.zeros[zero_offset(k >> group_shift, N, s, lane / 4)] : 0x88888888u;
+    };
+    // Prologue: the first chunk of every warp.
+    for (int rank = 0; rank < cs; ++rank)
+      for (int warp = 0; warp < kWarps; ++warp) {
+        const Span wch = warp_chunks(rank, warp, cs, nch);
+        if (rounds * (wch.end - wch.begin) == 0) continue;
+        for (int lane = 0; lane < 32; ++lane) {
+          LaneRegs& R = regs[static_cast<size_t>(rank * kWarps + warp)][static_cast<size_t>(lane)];
+          const int nvalid = std::min(kChunkTiles, k_tiles - wch.begin * kChunkTiles);
+          for (int p = 0; p < nvalid; ++p) load_chunk(R, lane, cid, wch.begin, p);
+          for (int i = 0; i < gpc; ++i) {
+            load_sv(R, lane, cid, wch.begin, i);
+            if (asym) load_zw(R, lane, cid, wch.begin, i);
+          }
+          for (int i = 0; i < 8; ++i) R.z2[i] = magic_plus_8(bf16);
+        }
+      }
+    for (int r = 0; r < rounds; ++r) {
+      const int strip = cid + r * clusters;
+      std::vector<float> red(static_cast<size_t>(cs) * kWarps * 512 * NB, std::nanf(""));
+      for (int rank = 0; rank < cs; ++rank) {
+        const int bt0 = block_chunks(rank, cs, nch).begin * kChunkTiles;
+        for (int warp = 0; warp < kWarps; ++warp) {
+          std::vector<LaneRegs>& L = regs[static_cast<size_t>(rank * kWarps + warp)];
+          const Span ch = warp_chunks(rank, warp, cs, nch);
+          const int tc = ch.end - ch.begin, total = rounds * tc;
+          int f = r * tc;
+          for (LaneRegs& R : L) {
+            for (int j = 0; j < 4; ++j)
+              for (int nb = 0; nb < NB; ++nb)
+                for (int e = 0; e < 4; ++e) R.acc[j][nb][e] = R.tmp[j][nb][e] = 0.f;
+            for (int nb = 0; nb < NB; ++nb) R.xr[nb][0] = R.xr[nb][1] = 0.f;
+          }
+          for (int cc = 0; cc < tc; ++cc, ++f) {
+            const int c = ch.begin + cc;
+            const bool has_next = f + 1 < total;
+            const int ns = cc + 1 < tc ? strip : strip + clusters, nc = cc + 1 < tc ? c + 1 : ch.begin;
+            const int nvalid = has_next ? std::min(kChunkTiles, k_tiles - nc * kChunkTiles) : 0;
+            const bool flush8 = chunk_closes_group(c, cc + 1 == tc, group_shift);
+            const int u0 = c * kChunkTiles - bt0;
+            for (int i = 0; i < gpc; ++i) {
+              for (int lane = 0; lane < 32; ++lane) {
+                LaneRegs& R = L[static_cast<size_t>(lane)];
+                if (asym && !fold) {
+                  const uint32_t even = R.zw[i] & 0x0f0f0f0fu, odd = (R.zw[i] >> 4) & 0x0f0f0f0fu;
+                  for (int j = 0; j < 4; ++j) {
+                    R.z2[2 * j] = model_prmt(even, magic_bytes(bf16), dup_byte_selector(j));
+                    R.z2[2 * j + 1] = model_prmt(odd, magic_bytes(bf16), dup_byte_selector(j));
+                  }
+                  if (has_next) load_zw(R, lane, ns, nc, i);
+                }
+                if (fold) {
+                  const float* xsu = xsum[rank].data() + ((u0 / gt) + i) * 8 * NB + 2 * (lane & 3);
+                  for (int nb = 0; nb < NB; ++nb) {
+                    R.xr[nb][0] += xsu[nb * 8];
+                    R.xr[nb][1] += xsu[nb * 8 + 1];
+                  }
+                }
+              }
+              for (int pp = 0; pp < gt; ++pp) {
+                const int p = i * gt + pp;
+                uint32_t b[2][32][2];
+                for (int lane = 0; lane < 32; ++lane)
+                  for (int nb = 0; nb < NB; ++nb)
+                    for (int reg = 0; reg < 2; ++reg)
+                      b[nb][lane][reg] = xs[rank][static_cast<size_t>(x_word(u0 + p, lane, nb, reg, NB))];
+                for (int j = 0; j < 4; ++j) {
+                  uint32_t af[32][4];
+                  for (int lane = 0; lane < 32; ++lane)
+                    for (int rr = 0; rr < 4; ++rr) {
+                      const LaneRegs& R = L[static_cast<size_t>(lane)];
+                      af[lane][rr] = mask_magic(R.qv[p][j] >> a_shift(rr), magic);
+                      if (!fold) af[lane][rr] = model_sub2(af[lane][rr], R.z2[a_position(j, rr)], act);
+                    }
+                  for (int nb = 0; nb < NB; ++nb) {
+                    float cfr[32][4];
+                    for (int lane = 0; lane < 32; ++lane)
+                      for (int e = 0; e < 4; ++e) cfr[lane][e] = L[static_cast<size_t>(lane)].tmp[j][nb][e];
+                    model_mma(cfr, af, b[nb], act);
+                    for (int lane = 0; lane < 32; ++lane)
+                      for (int e = 0; e < 4; ++e) L[static_cast<size_t>(lane)].tmp[j][nb][e] = cfr[lane][e];
+                  }
+                }
+                if (p < nvalid)
+                  for (int lane = 0; lane < 32; ++lane) load_chunk(L[static_cast<size_t>(lane)], lane, ns, nc, p);
+              }
+              if (gt != 8 || flush8) {
+                for (int lane = 0; lane < 32; ++lane) {
+                  LaneRegs& R = L[static_cast<size_t>(lane)];
+                  for (int j = 0; j < 4; ++j) {
+                    const float lo = f16_to_f32(scale_bits_at(R.sv[i], 2 * j));
+                    const float hi = f16_to_f32(scale_bits_at(R.sv[i], 2 * j + 1));
+                    const float zlo = magic_value(bf16) + static_cast<float>(zero_at(R.zw[i], 2 * j));
+                    const float zhi = magic_value(bf16) + static_cast<float>(zero_at(R.zw[i], 2 * j + 1));
+                    for (int nb = 0; nb < NB; ++nb)
+                      for (int e = 0; e < 4; ++e)
+                        R.acc[j][nb][e] = fold ? flush_folded(R.acc[j][nb][e], e < 2 ? lo : hi, e < 2 ? zlo : zhi,
+                                                              R.xr[nb][e % 2], R.tmp[j][nb][e])
+                                               : flush_plain(R.acc[j][nb][e], e < 2 ? lo : hi, R.tmp[j][nb][e]);
+                  }
+                  for (int j = 0; j < 4; ++j)
+                    for (int nb = 0; nb < NB; ++nb)
+                      for (int e = 0; e < 4; ++e) R.tmp[j][nb][e] = 0.f;
+                  for (int nb = 0; nb < NB; ++nb) R.xr[nb][0] = R.xr[nb][1] = 0.f;
+                  if (has_next) {
+                    load_sv(R, lane, ns, nc, i);
+                    if (asym && fold) load_zw(R, lane, ns, nc, i);
+                  }
+                }
+              }
+            }
+          }
+          for (int lane = 0; lane < 32; ++lane)
+            for (int j = 0; j < 4; ++j)
+              for (int nb = 0; nb < NB; ++nb)
+                for (int e = 0; e < 4; ++e)
+                  red[static_cast<size_t>((rank * kWarps + warp) * 512 * NB + acc_index(j, nb, e, lane, NB))] =
+                      L[static_cast<size_t>(lane)].acc[j][nb][e];
+        }
+        for (int idx = 0; idx < 512 * NB; ++idx)
+          if (acc_row(idx, NB) < M) {
+            float v = 0.f;
+            for (int w = 0; w < kWarps; ++w) v += red[static_cast<size_t>((rank * kWarps + w) * 512 * NB + idx)];
+            bsum[static_cast<size_t>((rank * 2 + (r & 1)) * 512 * NB + idx)] = v;
+          }
+      }
+      for (int e2 = 0; e2 < std::min<int>(static_cast<int>(M), 8 * NB) * 64; ++e2) {
+        const int row = e2 >> 6, col = e2 & 63, idx = acc_index_of(row, col, NB);
+        float v = 0.f;
+        for (int rk = 0; rk < cs; ++rk) v += bsum[static_cast<size_t>((rk * 2 + (r & 1)) * 512 * NB + idx)];
+        const int n = strip * 64 + col;
+        if (!bias.empty()) v += bias[static_cast<size_t>(n)];
+        y[static_cast<size_t>(row * N + n)] = to_act(v, act);
+      }
+    }
+  }
+  return y;
+}
+
+TEST(W4A16DecodeModel, MatchesTheReferenceForEverySplit) {
+  struct Case {
+    int64_t N, K, gs;
+    bool sym, act_order;
+  };
+  const Case cases[] = {{256, 512, 32, false, false},  {256, 512, 64, true, false},   {256, 512, 128, false, false},
+                        {256, 512, 256, true, false},  {256, 512, -1, false, false},  {192, 320, 32, false, false},
+                        {192, 320, -1, true, false},   {576, 96, 32, true, false},    {64, 2080, 64, false, false},
+                        {1280, 1024, 256, false, false}, {320, 384, 64, false, true}, {128, 1152, 128, true, true}};
+  uint32_t seed = 700;
+  int runs = 0;
+  for (const Case& cs_case : cases) {
+    const GptqWeight w = random_weight(cs_case.N, cs_case.K, cs_case.gs, cs_case.sym, cs_case.act_order, seed);
+    const W4A16Repacked rp = repack_w4a16(w.view());
+    const int strips = static_cast<int>(cs_case.N / 64);
+    std::mt19937 rng(seed++ * 31u);
+    std::normal_distribution<float> normal(0.f, 1.f);
+    int variant = 0;
+    for (int64_t M : {1, 3, 8, 9, 16}) {
+      const ActDType act = (variant % 2 == 0) ? ActDType::BF16 : ActDType::F16;
+      std::vector<uint16_t> xh(static_cast<size_t>(M * cs_case.K)), xk(xh.size());
+      std::vector<double> xd(xh.size());
+      for (size_t i = 0; i < xh.size(); ++i) {
+        xh[i] = to_act(normal(rng), act);
+        xd[i] = from_act(xh[i], act);
+      }
+      // The kernel reads x in the weight's K order (the GEMM gathers it first for act-order).
+      for (int64_t m = 0; m < M; ++m)
+        for (int64_t k = 0; k < cs_case.K; ++k)
+          xk[static_cast<size_t>(m * cs_case.K + k)] =
+              xh[static_cast<size_t>(m * cs_case.K + (rp.perm.empty() ? k : rp.perm[static_cast<size_t>(k)]))];
+      std::vector<float> bias;
+      if (variant % 3 == 1) {
+        bias.resize(static_cast<size_t>(cs_case.N));
+        for (float& b : bias) b = normal(rng);
+      }
+      const std::vector<double> ref = reference_gemm(w, xd, M, bias);
+      const int splits[][2] = {{1, strips}, {3, std::max(1, strips / 3)}, {8, strips}, {2, 1},
+                               {5, std::max(1, (strips + 1) / 2)}};
+      const int pick = variant % 5;
+      for (int k = 0; k < 2; ++k) {
+        const int cs = splits[(pick + k) % 5][0], clusters = splits[(pick + k) % 5][1];
+        for (bool fold : {true, false}) {
+          const std::vector<uint16_t> y = model_decode(rp, xk, M, act, bias, cs, clusters, fold);
+          double err2 = 0, ref2 = 0;
+          int64_t non_finite = 0;
+          for (size_t i = 0; i < ref.size(); ++i) {
+            const double v = from_act(y[i], act);
+            if (!std::isfinite(v)) ++non_finite;
+            err2 += (v - ref[i]) * (v - ref[i]);
+            ref2 += ref[i] * ref[i];
+          }
+          const double rel = std::sqrt(err2 / ref2), tol = act == ActDType::BF16 ? 5e-3 : 1e-3;
+          const std::string what = "model N=" + std::to_string(cs_case.N) + " K=" + std::to_string(cs_case.K) +
+                                   " gs=" + std::to_string(cs_case.gs) + (cs_case.sym ? " sym" : " asym") +
+                                   (cs_case.act_order ? " act-order" : "") + " M=" + std::to_string(M) +
+                                   (act == ActDType::BF16 ? " bf16" : " f16") + " cs=" + std::to_string(cs) +
+                                   " clusters=" + std::to_string(clusters) + (fold ? " folded" : " unfolded");
+          std::printf("[w4a16] %-90s rel_err %.3e (tol %.0e)\n", what.c_str(), rel, tol);
+          EXPECT_EQ(non_finite, 0) << what << ": unwritten or non-finite outputs";
+          EXPECT_LE(rel, tol) << what;
+          ++runs;
+        }
+      }
+      ++variant;
+    }
+  }
+  EXPECT_EQ(runs, 12 * 5 * 2 * 2);
+}
 
 bool have_gpu() { return device_count() > 0; }
 
@@ -304,6 +650,58 @@ TEST(W4A16Gemm, ShapesThatAreNotMultiplesOfTheBigTiles) {
   check_gemm_case({192, 320, -1, true, false}, kAllM, 201);
   check_gemm_case({576, 96, 32, true, false}, kAllM, 202);
   check_gemm_case({64, 2080, 64, false, false}, kAllM, 203);
+}
+
+TEST(W4A16Gemm, DecodeKernelRoundsAndClusters) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device on this machine";
+  // More strips than clusters fit at once (several rounds per cluster), several chunks per warp with a group of
+  // 256 (a scale flush every other chunk), one chunk for the whole K (7 of 8 warps idle), per channel.
+  check_gemm_case({12800, 8192, 256, false, false}, {1, 5, 9, 16}, 500);
+  check_gemm_case({38400, 128, 32, true, false}, {1, 9}, 501);
+  check_gemm_case({25600, 256, 64, false, false}, {3, 12}, 502);
+  check_gemm_case({4096, 4096, -1, false, false}, {1, 16}, 503);
+  check_gemm_case({1024, 12288, 128, true, false}, {2, 16}, 504);
+}
+
+// Programmatic dependent launch: the decode kernel reads x only after griddepcontrol.wait. A chain on one stream,
+// y1 = x W^T, y2 = y1 W^T (K = N), with y1 poisoned before each pair, must give the same y2 with PDL on and off.
+TEST(W4A16Gemm, DecodeKernelChainedOnAStreamWithPdl) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device on this machine";
+  const int64_t N = 2048;
+  const GptqWeight w = random_weight(N, N, 128, false, false, 600);
+  const W4A16Repacked rp = repack_w4a16(w.view());
+  const W4A16DeviceSizes sz = w4a16_device_sizes(rp);
+  DeviceBuffer dq(sz.qweight), ds(sz.scales), dz(sz.zeros), dp(sz.perm);
+  cudaStream_t stream;
+  cuda_ok(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "stream");
+  const W4A16DeviceWeights dw = w4a16_upload(rp, dq.p, ds.p, dz.p, dp.p, stream);
+  std::mt19937 rng(601);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (int64_t M : {1, 7, 16}) {
+    std::vector<uint16_t> xh(static_cast<size_t>(M * N));
+    for (uint16_t& v : xh) v = f32_to_bf16(normal(rng));
+    DeviceBuffer dx(xh.size() * 2), dy1(xh.size() * 2), dy2(xh.size() * 2);
+    cuda_ok(cudaMemcpy(dx.p, xh.data(), xh.size() * 2, cudaMemcpyHostToDevice), "x");
+    std::vector<uint16_t> out[2];
+    for (int pdl = 0; pdl < 2; ++pdl) {
+      w4a16_set_pdl(pdl == 1);
+      for (int rep = 0; rep < 3; ++rep) {
+        cuda_ok(cudaMemsetAsync(dy1.p, 0xff, xh.size() * 2, stream), "poison y1");
+        // The decode kernel itself (W4A16Path::Mma takes it up to kW4DecodeMaxM; Auto only to M = 8): no workspace.
+        w4a16_gemm_path(dw, dx.p, dy1.p, M, ActDType::BF16, nullptr, nullptr, 0, stream, W4A16Path::Mma);
+        w4a16_gemm_path(dw, dy1.p, dy2.p, M, ActDType::BF16, nullptr, nullptr, 0, stream, W4A16Path::Mma);
+      }
+      out[pdl].resize(xh.size());
+      cuda_ok(cudaMemcpyAsync(out[pdl].data(), dy2.p, xh.size() * 2, cudaMemcpyDeviceToHost, stream), "y2");
+      cuda_ok(cudaStreamSynchronize(stream), "sync");
+    }
+    w4a16_set_pdl(true);
+    int64_t non_finite = 0;
+    for (uint16_t v : out[1]) non_finite += std::isfinite(bf16_to_f32(v)) ? 0 : 1;
+    EXPECT_EQ(non_finite, 0) << "M=" << M;
+    EXPECT_TRUE(out[0] == out[1]) << "M=" << M << ": the chained result differs with PDL";
+  }
+  cuda_ok(cudaStreamDestroy(stream), "stream");
 }
 
 TEST(W4A16Gemm, ActOrder) {

@@ -185,9 +185,13 @@ std::string run_gemm_bench(const GemmBenchOptions& o) {
                 prop.name, prop.multiProcessorCount, copy.memcpy_tbs, copy.kernel_tbs, copy_tbs, o.replays,
                 kRotateBytes >> 20);
   out += line;
-  out += "| layer | N x K | M | W4A16 us | mma us | dequant+cuBLAS us | cuBLAS BF16 us | speedup | W4A16 TB/s | "
-         "% of copy BW | W4A16 TFLOP/s | cuBLAS TB/s |\n";
-  out += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  out += "For M <= 16 the fused path is the decode kernel (w4a16_decode.cu), launched with programmatic dependent "
+         "launch (PDL: a call's first weight loads overlap the previous call's tail); 'no PDL' times it launched "
+         "plainly, 'folded dq' with the folded dequantisation (zero point times sum(x) once per group) instead of the per-pair q - z, 'v3' the split-K "
+         "kernel of v3 at the same M. Plan: blocks per cluster (K split) x clusters, rounds (strips per cluster).\n\n";
+  out += "| layer | N x K | M | W4A16 us | fused us | no PDL us | folded dq us | v3 split-K us | dequant+cuBLAS us | "
+         "cuBLAS BF16 us | speedup | W4A16 TB/s | % of copy BW | W4A16 TFLOP/s | cuBLAS TB/s | plan |\n";
+  out += "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n";
 
   const int64_t max_m = *std::max_element(Ms.begin(), Ms.end());
   std::string noise;  // the first point timed twice: the difference is the run's noise
@@ -223,7 +227,7 @@ std::string run_gemm_bench(const GemmBenchOptions& o) {
     random_real(x.p, static_cast<size_t>(max_m * K), 7, 0.1f, 2.f, true, s);
     size_t ws_bytes = 0;
     for (int64_t M : Ms)
-      for (W4A16Path path : {W4A16Path::Auto, W4A16Path::Mma, W4A16Path::DequantBlas})
+      for (W4A16Path path : {W4A16Path::Auto, W4A16Path::Mma, W4A16Path::DequantBlas, W4A16Path::MmaSplitK})
         ws_bytes = std::max(ws_bytes, w4a16_workspace_bytes_for(M, dw[0], path));
     DeviceBuffer ws(ws_bytes);
     check(cudaStreamSynchronize(s), "weight fill");
@@ -237,12 +241,23 @@ std::string run_gemm_bench(const GemmBenchOptions& o) {
             },
             o.graph_ms, o.replays, s);
       };
+      const bool decode = M <= kW4DecodeMaxM && w4a16_decode_supports(M, dw[0]);
       const double mma_us = time_path(W4A16Path::Mma);
+      double nopdl_us = 0, plain_us = 0, v3_us = 0;
+      if (decode) {
+        w4a16_set_pdl(false);
+        nopdl_us = time_path(W4A16Path::Mma);
+        w4a16_set_pdl(true);
+        w4a16_set_decode_fold(true);
+        plain_us = time_path(W4A16Path::Mma);
+        w4a16_set_decode_fold(false);
+        v3_us = time_path(W4A16Path::MmaSplitK);
+      }
       const double dq_us = M >= 16 ? time_path(W4A16Path::DequantBlas) : 0.0;
-      const double w4_us = w4a16_auto_uses_dequant(M, dw[0]) ? dq_us : mma_us;
+      const double w4_us = time_path(W4A16Path::Auto);  // what w4a16_gemm dispatches to
       if (noise.empty()) {
         const double again = time_path(W4A16Path::Mma);
-        std::snprintf(line, sizeof line, "\nNoise: %s M = %lld (mma) timed twice: %.2f us and %.2f us.\n", L.name,
+        std::snprintf(line, sizeof line, "\nNoise: %s M = %lld (fused) timed twice: %.2f us and %.2f us.\n", L.name,
                       static_cast<long long>(M), mma_us, again);
         noise = line;
       }
@@ -261,13 +276,23 @@ std::string run_gemm_bench(const GemmBenchOptions& o) {
       const double bf_bytes = static_cast<double>(w16_bytes) + io;
       const double flops = 2.0 * M * N * K;
       const double w4_tbs = w4_bytes / (w4_us * 1e-6) / 1e12;
-      char dq_text[32] = "-";
-      if (M >= 16) std::snprintf(dq_text, sizeof dq_text, "%.2f", dq_us);
+      auto cell = [](char (&buf)[32], bool have, double v) {
+        if (have) std::snprintf(buf, sizeof buf, "%.2f", v);
+        else std::snprintf(buf, sizeof buf, "-");
+      };
+      char dq_text[32], nopdl_text[32], plain_text[32], v3_text[32];
+      cell(dq_text, M >= 16, dq_us);
+      cell(nopdl_text, decode, nopdl_us);
+      cell(plain_text, decode, plain_us);
+      cell(v3_text, decode, v3_us);
+      const std::string plan = decode ? w4a16_decode_plan(M, dw[0]) : std::string("-");
       std::snprintf(line, sizeof line,
-                    "| %s | %lld x %lld | %lld | %.2f | %.2f | %s | %.2f | %.2fx | %.2f | %.0f %% | %.1f | %.2f |\n",
+                    "| %s | %lld x %lld | %lld | %.2f | %.2f | %s | %s | %s | %s | %.2f | %.2fx | %.2f | %.0f %% | %.1f | "
+                    "%.2f | %s |\n",
                     L.name, static_cast<long long>(N), static_cast<long long>(K), static_cast<long long>(M), w4_us,
-                    mma_us, dq_text, bf_us, bf_us / w4_us, w4_tbs, 100.0 * w4_tbs / copy_tbs, flops / (w4_us * 1e-6) / 1e12,
-                    bf_bytes / (bf_us * 1e-6) / 1e12);
+                    mma_us, nopdl_text, plain_text, v3_text, dq_text, bf_us, bf_us / w4_us, w4_tbs,
+                    100.0 * w4_tbs / copy_tbs, flops / (w4_us * 1e-6) / 1e12, bf_bytes / (bf_us * 1e-6) / 1e12,
+                    plan.c_str());
       out += line;
       std::fputs(line, stderr);  // progress, in case a run is cut short
     }

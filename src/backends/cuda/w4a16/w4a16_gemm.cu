@@ -5,7 +5,8 @@
 // Warps that split K inside the block are reduced through shared memory; blocks that split K (so that small M
 // still fills all SMs) write F32 partials and the last block of a tile to arrive sums them in a fixed order.
 // Where w4a16_auto_uses_dequant says so (larger M, smaller weights), w4a16_gemm dequantises W and calls cuBLAS
-// instead (w4a16_dequant.cu).
+// instead (w4a16_dequant.cu). M <= 16 goes to the decode kernel (w4a16_decode.cu, v4: no workspace, split-K
+// reduced through distributed shared memory); this kernel then serves M = 17.. (and W4A16Path::MmaSplitK).
 #include "backends/cuda/w4a16/w4a16_gemm.h"
 
 #include <cuda_bf16.h>
@@ -617,18 +618,23 @@ W4A16DeviceWeights w4a16_upload(const W4A16Repacked& w, void* qweight, void* sca
 // (H200, docs/benchmarks.md "W4A16 GEMM"): the dequantisation writes the whole weight once in 16 bits, so the
 // larger the weight the more rows it takes to pay for it. Crossovers measured: 768x2048 and 1024x4096 from
 // M = 16, 4096x4096 from 64, 12288x3072 and 12288x4096 from 128 (4096x12288 still fused at 128), every layer
-// by 256.
+// by 256. M <= 16 (the decode kernel, v4) never takes dequantise + cuBLAS: at M = 16 the v3 table had dequantise
+// + cuBLAS ahead on 768x2048 and 1024x4096 only against the v3 split-K kernel (not yet measured against v4).
 bool w4a16_auto_uses_dequant(int64_t M, const W4A16DeviceWeights& w) {
   const int64_t weights = w.in_features * w.out_features;
   constexpr int64_t kMi = int64_t{1} << 20;
   return M >= 256 || (M >= 128 && weights <= 40 * kMi) || (M >= 64 && weights <= 20 * kMi) ||
-         (M >= 16 && weights <= 5 * kMi);
+         (M >= 16 && weights <= 5 * kMi && !(M <= kW4DecodeAutoMaxM && w4a16_decode_supports(M, w)));
 }
 
 namespace {
 
 bool use_dequant(int64_t M, const W4A16DeviceWeights& w, W4A16Path path) {
   return path == W4A16Path::DequantBlas || (path == W4A16Path::Auto && w4a16_auto_uses_dequant(M, w));
+}
+bool use_decode(int64_t M, const W4A16DeviceWeights& w, W4A16Path path) {
+  return (path == W4A16Path::Mma || (path == W4A16Path::Auto && M <= kW4DecodeAutoMaxM)) &&
+         !use_dequant(M, w, path) && w4a16_decode_supports(M, w);
 }
 
 // The gathered x (act-order) first, then the path's own scratch.
@@ -641,6 +647,7 @@ size_t gathered_bytes(int64_t M, const W4A16DeviceWeights& w) {
 size_t w4a16_workspace_bytes_for(int64_t M, const W4A16DeviceWeights& w, W4A16Path path) {
   OMNI_CHECK(M > 0, "w4a16_workspace_bytes: M must be positive, found ", M);
   if (use_dequant(M, w, path)) return gathered_bytes(M, w) + w4a16_dequant_blas_workspace_bytes(M, w);
+  if (use_decode(M, w, path)) return gathered_bytes(M, w);
   // The plan does not depend on the activation dtype (both kernels have the same resources by construction,
   // but take the larger to be safe).
   return std::max(workspace_layout(M, w, make_plan(M, w, ActDType::BF16)).total,
@@ -675,9 +682,12 @@ void w4a16_gemm_path(const W4A16DeviceWeights& w, const void* x, void* y, int64_
   OMNI_CHECK(w.qweight && w.scales, "w4a16_gemm: weight buffers are missing");
   OMNI_CHECK(x && y && aligned16(x) && aligned16(y), "w4a16_gemm: x and y must be 16-byte aligned device pointers");
   const bool dequant = use_dequant(M, w, path);
-  const Plan p = dequant ? Plan{} : make_plan(M, w, act);
-  const WorkspaceLayout l = dequant ? WorkspaceLayout{} : workspace_layout(M, w, p);
-  const size_t needed = dequant ? gathered_bytes(M, w) + w4a16_dequant_blas_workspace_bytes(M, w) : l.total;
+  const bool decode = use_decode(M, w, path);
+  const Plan p = dequant || decode ? Plan{} : make_plan(M, w, act);
+  const WorkspaceLayout l = dequant || decode ? WorkspaceLayout{} : workspace_layout(M, w, p);
+  const size_t needed = dequant  ? gathered_bytes(M, w) + w4a16_dequant_blas_workspace_bytes(M, w)
+                        : decode ? gathered_bytes(M, w)
+                                 : l.total;
   OMNI_CHECK(needed == 0 || (workspace && workspace_bytes >= needed && aligned16(workspace)),
              "w4a16_gemm: workspace of ", workspace_bytes, " bytes is too small, ", needed,
              " needed (w4a16_workspace_bytes)");
@@ -685,7 +695,7 @@ void w4a16_gemm_path(const W4A16DeviceWeights& w, const void* x, void* y, int64_
 
   const void* xin = x;
   if (w.perm) {
-    auto* gathered = reinterpret_cast<uint16_t*>(ws + (dequant ? 0 : l.gathered_x));
+    auto* gathered = reinterpret_cast<uint16_t*>(ws + (dequant || decode ? 0 : l.gathered_x));
     const int64_t total = M * K;
     const int threads = 256;
     gather_columns_kernel<<<static_cast<unsigned>((total + threads - 1) / threads), threads, 0, stream>>>(
@@ -696,6 +706,10 @@ void w4a16_gemm_path(const W4A16DeviceWeights& w, const void* x, void* y, int64_
   if (dequant) {
     const size_t g = gathered_bytes(M, w);
     w4a16_dequant_blas_gemm(w, group_shift, xin, y, M, act, bias_or_null, ws + g, workspace_bytes - g, stream);
+    return;
+  }
+  if (decode) {
+    w4a16_decode_gemm(w, group_shift, xin, y, M, act, bias_or_null, stream);
     return;
   }
 
