@@ -111,6 +111,18 @@ bool CudaBackend::supports(Op op, DType dtype) const {
     case Op::Modulate: return is_activation_dtype(dtype);
     case Op::Copy:
     case Op::CopyRows: return true;
+    // The diffusion-transformer and text-encoder ops have no CUDA kernels yet: refused at the contract's check
+    // (naming the op and the backend), not inside the op.
+    case Op::Silu:
+    case Op::GatedAdd:
+    case Op::RopeInterleaved:
+    case Op::Conv2d:
+    case Op::GroupNorm:
+    case Op::UpsampleNearest2x:
+    case Op::Transpose:
+    case Op::QuickGelu:
+    case Op::Mul:
+    case Op::AttentionWithBias: return false;
     default: return dtype == DType::F32;  // training and AutoRound ops
   }
 }
