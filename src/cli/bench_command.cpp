@@ -64,7 +64,8 @@ int run_bench_decode(const BenchDecodeArgs& a) {
 }  // namespace
 
 std::function<int()> add_bench_command(CLI::App& app) {
-  CLI::App* bench = app.add_subcommand("bench", "measure speed (decode: prefill and decode tokens/s)");
+  CLI::App* bench = app.add_subcommand(
+      "bench", "measure speed (decode: prefill and decode tokens/s; flux: the FLUX transformer's forward time)");
   bench->require_subcommand(1);
   auto args = std::make_shared<BenchDecodeArgs>();
   CLI::App* sub = bench->add_subcommand("decode", "prefill and decode speed on random prompts, with the roofline");
@@ -76,7 +77,10 @@ std::function<int()> add_bench_command(CLI::App& app) {
       ->check(omni::cli::in_range(1, 1000));
   sub->add_option("--seed", args->options.seed, "seed of the random prompts (default 0)");
   add_backend_options(sub, &args->backend, /*with_dtype=*/true);
-  return [args, sub]() -> int {
+  std::function<int()> flux = add_bench_flux_command(bench);
+  CLI::App* flux_sub = bench->get_subcommand("flux");
+  return [args, sub, flux, flux_sub]() -> int {
+    if (flux_sub->parsed()) return flux();
     if (!sub->parsed()) return 2;
     return run_bench_decode(*args);
   };

@@ -18,11 +18,23 @@
 
 namespace omni {
 
+// Random weights in place of a checkpoint (benchmarks at real sizes, nn/random_weights.h): Linears whose name starts
+// with one of quantized_prefixes are bits-bit in groups of group_size (those whose in_features split into whole
+// groups), the rest dense BF16.
+struct RandomWeightsOptions {
+  uint64_t seed = 0;
+  std::vector<std::string> quantized_prefixes;
+  int bits = 4;
+  int64_t group_size = 128;
+};
+
 class CheckpointLinears {
  public:
   // dir holds the weights (SafetensorsCheckpoint::open_dir(dir, stem)) and the config.json whose
   // quantization_config, if any, says how quantized Linears are stored.
   CheckpointLinears(const std::string& dir, const std::string& stem, Backend& backend, LoadReport& report);
+  // Random weights of the asked shapes instead (dir() is "random weights"; unused() is empty).
+  CheckpointLinears(const RandomWeightsOptions& random, Backend& backend, LoadReport& report);
 
   // A float tensor (F32/BF16/F16) of the expected shape, on the host (a view into the mapped file).
   Tensor dense(const std::string& name, const Shape& shape);
@@ -31,7 +43,7 @@ class CheckpointLinears {
   // y = x·Wᵀ (+ bias) prepared by the backend: prefix.qweight/... when present (quantized), else prefix.weight.
   std::shared_ptr<const PreparedLinear> linear(const std::string& prefix, int64_t in, int64_t out, bool bias);
   // Whether the checkpoint holds `name` (layouts that differ in naming: a prefix, a tied alias).
-  bool contains(const std::string& name) const { return ckpt_.contains(name); }
+  bool contains(const std::string& name) const { return ckpt_ && ckpt_->contains(name); }
   // Names in the checkpoint that nothing read, sorted.
   std::vector<std::string> unused() const;
   const std::string& dir() const { return dir_; }
@@ -40,7 +52,8 @@ class CheckpointLinears {
   std::string dir_;
   Backend& backend_;
   LoadReport& report_;
-  SafetensorsCheckpoint ckpt_;
+  std::optional<SafetensorsCheckpoint> ckpt_;  // absent with random weights
+  std::optional<RandomWeightsOptions> random_;
   std::optional<QuantizationConfig> quant_;
   ZeroPointConvention zero_convention_{};
   std::set<std::string> used_;

@@ -119,6 +119,25 @@ const LoadReport& FluxTransformer::load_report() const { return impl_->report; }
 std::unique_ptr<FluxTransformer> FluxTransformer::open(const std::string& dir, const FluxSpec& s, Backend& backend) {
   auto impl = std::make_unique<Impl>(s, backend);
   CheckpointLinears ck(dir, "diffusion_pytorch_model", backend, impl->report);
+  load(*impl, ck);
+  return std::unique_ptr<FluxTransformer>(new FluxTransformer(std::move(impl)));
+}
+
+std::unique_ptr<FluxTransformer> FluxTransformer::random(const FluxSpec& s, Backend& backend, uint64_t seed,
+                                                         bool w4a16) {
+  auto impl = std::make_unique<Impl>(s, backend);
+  RandomWeightsOptions r;
+  r.seed = seed;
+  if (w4a16) r.quantized_prefixes = {"transformer_blocks.", "single_transformer_blocks."};
+  CheckpointLinears ck(r, backend, impl->report);
+  load(*impl, ck);
+  return std::unique_ptr<FluxTransformer>(new FluxTransformer(std::move(impl)));
+}
+
+void FluxTransformer::load(Impl& m, CheckpointLinears& ck) {
+  Impl* impl = &m;
+  const FluxSpec& s = m.spec;
+  const std::string& dir = ck.dir();
   const int64_t D = s.inner_dim(), T = FluxSpec::kTimestepChannels;
   impl->x_embedder = ck.linear("x_embedder", s.in_channels, D, true);
   impl->context_embedder = ck.linear("context_embedder", s.joint_attention_dim, D, true);
@@ -153,7 +172,6 @@ std::unique_ptr<FluxTransformer> FluxTransformer::open(const std::string& dir, c
               "); does config.json (num_layers ", s.num_layers, ", num_single_layers ", s.num_single_layers,
               ", guidance_embeds ", s.guidance_embeds ? "true" : "false", ") match the checkpoint?");
   }
-  return std::unique_ptr<FluxTransformer>(new FluxTransformer(std::move(impl)));
 }
 
 Tensor FluxTransformer::timestep_projection(const std::vector<float>& t) {

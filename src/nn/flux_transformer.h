@@ -14,6 +14,8 @@
 
 namespace omni {
 
+class CheckpointLinears;
+
 struct FluxInputs {
   Tensor hidden_states;          // [B, Ni, in_channels] packed latents (host, float)
   Tensor encoder_hidden_states;  // [B, Nt, joint_attention_dim] T5 output (host, float)
@@ -36,6 +38,9 @@ class FluxTransformer {
   // config.json); spec: that config.json, read by models/flux (open_flux_transformer).
   static std::unique_ptr<FluxTransformer> open(const std::string& transformer_dir, const FluxSpec& spec,
                                                Backend& backend);
+  // Random weights of spec's shapes (benchmarks at full size without a checkpoint, nn/random_weights.h): BF16, or
+  // with w4a16 every block Linear 4-bit in groups of 128 as a quantized checkpoint stores it.
+  static std::unique_ptr<FluxTransformer> random(const FluxSpec& spec, Backend& backend, uint64_t seed, bool w4a16);
   ~FluxTransformer();
 
   const FluxSpec& spec() const;
@@ -52,6 +57,8 @@ class FluxTransformer {
  private:
   struct Impl;
   explicit FluxTransformer(std::unique_ptr<Impl> impl);
+  // Reads every weight of impl's spec from ck onto impl's backend.
+  static void load(Impl& impl, CheckpointLinears& ck);
   std::unique_ptr<Impl> impl_;
 };
 

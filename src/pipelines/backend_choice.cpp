@@ -76,4 +76,12 @@ std::unique_ptr<Backend> create_backend(const BackendChoice& choice) {
 #endif
 }
 
+std::optional<uint64_t> device_memory_peak_bytes(const Backend& backend) {
+#ifdef OMNI_HAVE_CUDA
+  if (const auto* cuda = dynamic_cast<const cuda::CudaBackend*>(&backend)) return cuda->memory_stats().peak_in_use;
+#endif
+  (void)backend;
+  return std::nullopt;
+}
+
 }  // namespace omni

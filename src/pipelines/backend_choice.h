@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "backends/backend.h"
@@ -21,5 +22,9 @@ std::unique_ptr<Backend> create_backend(const BackendChoice& choice);
 
 // Whether this build can run on CUDA devices.
 bool built_with_cuda();
+
+// The most device memory the backend's allocator held at once so far, in bytes; nullopt on a host backend
+// (report peak_rss_bytes() there).
+std::optional<uint64_t> device_memory_peak_bytes(const Backend& backend);
 
 }  // namespace omni
