@@ -55,6 +55,9 @@ int run_bench_flux(BenchFluxArgs& a) {
     std::printf("CFG per step: batched (one forward of batch 2) %.1f ms, sequential (two of batch 1) %.1f ms: "
                 "batched takes %.2fx the sequential time\n", 1e3 * t2, 2e3 * t, t2 / (2 * t));
   }
+  if (!r.vae_decode_seconds.empty())
+    std::printf("VAE decode (FLUX's AutoencoderKL, random weights): %.1f ms median of %zu\n",
+                1e3 * median_of(r.vae_decode_seconds), r.vae_decode_seconds.size());
   if (r.device_peak_bytes > 0)
     std::printf("device memory at its peak: %.2f GB\n", static_cast<double>(r.device_peak_bytes) / 1e9);
   return 0;
@@ -72,6 +75,7 @@ std::function<int()> add_bench_flux_command(CLI::App* bench) {
   sub->add_option("--text-tokens", a->options.text_tokens, "T5 sequence length (default 512)");
   sub->add_option("--repeat", a->options.repeats, "timed forwards after one warm-up (default 3)")->check(in_range(1, 1000));
   sub->add_flag("--cfg-compare", a->options.cfg_compare, "also time one forward of batch 2 (batched CFG)");
+  sub->add_flag("--vae", a->options.vae, "also time the VAE decode of one image at --size (FLUX's VAE, random weights)");
   sub->add_option("--seed", a->options.seed, "seed of the random weights and inputs (default 0)");
   add_backend_options(sub, &a->backend, /*with_dtype=*/true);
   return [a] { return run_bench_flux(*a); };

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "nn/random_weights.h"
 
 namespace omni {
 namespace {
@@ -36,19 +37,31 @@ struct UpBlock {
   std::optional<Conv> upsampler;  // the 3×3 conv after the nearest ×2 upsample
 };
 
-// The decoder.* tensors of the checkpoint by name and shape, remembering what was read.
+}  // namespace
+
+// The decoder.* tensors of the checkpoint by name and shape, remembering what was read (or random ones).
 class VaeTensors {
  public:
   VaeTensors(const std::string& dir, Backend& backend)
       : dir_(dir), backend_(backend), ckpt_(SafetensorsCheckpoint::open_dir(dir, "diffusion_pytorch_model")) {}
+  // Random weights of the asked shapes (benchmarks, nn/random_weights.h).
+  VaeTensors(uint64_t random_seed, Backend& backend) : dir_("random weights"), backend_(backend), seed_(random_seed) {}
 
-  bool contains(const std::string& name) const { return ckpt_.contains(name); }
+  bool contains(const std::string& name) const { return ckpt_ && ckpt_->contains(name); }
 
   // A float tensor of one of the expected shapes, on the host (a view into the mapped file).
   Tensor dense(const std::string& name, const std::vector<Shape>& shapes) {
-    OMNI_CHECK(ckpt_.contains(name), dir_, ": tensor \"", name, "\" is missing from the checkpoint");
+    if (!ckpt_) {
+      const Shape& s = shapes.front();
+      int64_t fan_in = 1;
+      for (size_t i = 1; i < s.size(); ++i) fan_in *= s[i];
+      const bool bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+      return s.size() == 1 ? random_bf16(s, seed_, name, 0.05f, bias ? 0.f : 1.f)
+                           : random_bf16(s, seed_, name, 1.f / std::sqrt(static_cast<float>(fan_in)));
+    }
+    OMNI_CHECK(ckpt_->contains(name), dir_, ": tensor \"", name, "\" is missing from the checkpoint");
     used_.insert(name);
-    Tensor t = ckpt_.weight(name);
+    Tensor t = ckpt_->weight(name);
     OMNI_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::BF16 || t.dtype() == DType::F16, dir_, ": tensor \"",
                name, "\" has dtype ", dtype_name(t.dtype()), ", expected F32, BF16 or F16");
     std::string expected;
@@ -87,7 +100,8 @@ class VaeTensors {
   // decoder.* names that nothing read, sorted.
   std::vector<std::string> unused_decoder_tensors() const {
     std::vector<std::string> out;
-    for (const std::string& n : ckpt_.names())
+    if (!ckpt_) return out;
+    for (const std::string& n : ckpt_->names())
       if (n.rfind("decoder.", 0) == 0 && !used_.count(n)) out.push_back(n);
     return out;
   }
@@ -95,9 +109,12 @@ class VaeTensors {
  private:
   std::string dir_;
   Backend& backend_;
-  SafetensorsCheckpoint ckpt_;
+  std::optional<SafetensorsCheckpoint> ckpt_;  // absent with random weights
+  uint64_t seed_ = 0;
   std::set<std::string> used_;
 };
+
+namespace {
 
 Resnet load_resnet(VaeTensors& t, const std::string& p, int64_t cin, int64_t cout) {
   Resnet r;
@@ -185,12 +202,22 @@ VaeDecoder::~VaeDecoder() = default;
 const VaeDecoderSpec& VaeDecoder::spec() const { return impl_->spec; }
 
 std::unique_ptr<VaeDecoder> VaeDecoder::open(const std::string& dir, const VaeDecoderSpec& s, Backend& backend) {
+  VaeTensors t(dir, backend);
+  return load(dir, s, backend, t);
+}
+
+std::unique_ptr<VaeDecoder> VaeDecoder::random(const VaeDecoderSpec& s, Backend& backend, uint64_t seed) {
+  VaeTensors t(seed, backend);
+  return load("random weights", s, backend, t);
+}
+
+std::unique_ptr<VaeDecoder> VaeDecoder::load(const std::string& dir, const VaeDecoderSpec& s, Backend& backend,
+                                             VaeTensors& t) {
   OMNI_CHECK(!s.block_out_channels.empty(), dir, ": the VAE has no blocks");
   for (int64_t c : s.block_out_channels)
     OMNI_CHECK(c > 0 && c % s.norm_num_groups == 0, dir, ": norm_num_groups ", s.norm_num_groups,
                " does not divide the block width ", c);
   auto impl = std::make_unique<Impl>(s, backend);
-  VaeTensors t(dir, backend);
   std::vector<int64_t> widths(s.block_out_channels.rbegin(), s.block_out_channels.rend());  // decoder order
   const int64_t top = widths.front();
   impl->conv_in = t.conv("decoder.conv_in", s.latent_channels, top, 3);

@@ -18,6 +18,8 @@
 
 namespace omni {
 
+class VaeTensors;
+
 // What defines an AutoencoderKL decoder: the sizes of its config.json (read by models/vae/autoencoder_kl.cpp)
 // and the latent scaling the pipeline applies before decoding.
 struct VaeDecoderSpec {
@@ -48,6 +50,8 @@ class VaeDecoder {
   // ignored). The attention accepts diffusers' names (to_q, to_k, to_v, to_out.0) and the legacy ones (query,
   // key, value, proj_attn), as Linear [C, C] or 1×1 conv [C, C, 1, 1] weights.
   static std::unique_ptr<VaeDecoder> open(const std::string& vae_dir, const VaeDecoderSpec& spec, Backend& backend);
+  // Random weights of spec's shapes (benchmarks at full size without a checkpoint).
+  static std::unique_ptr<VaeDecoder> random(const VaeDecoderSpec& spec, Backend& backend, uint64_t seed);
   ~VaeDecoder();
 
   const VaeDecoderSpec& spec() const;
@@ -60,6 +64,8 @@ class VaeDecoder {
  private:
   struct Impl;
   explicit VaeDecoder(std::unique_ptr<Impl> impl);
+  static std::unique_ptr<VaeDecoder> load(const std::string& dir, const VaeDecoderSpec& spec, Backend& backend,
+                                          VaeTensors& tensors);
   std::unique_ptr<Impl> impl_;
 };
 

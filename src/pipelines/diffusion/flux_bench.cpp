@@ -7,6 +7,7 @@
 #include "core/rng.h"
 #include "models/flux/flux_latents.h"
 #include "nn/flux_transformer.h"
+#include "nn/vae_decoder.h"
 #include "pipelines/backend_choice.h"
 
 namespace omni {
@@ -91,6 +92,22 @@ FluxBenchRun bench_flux_transformer(Backend& be, const FluxBenchOptions& o, bool
   run.linear_weight_bytes = t->load_report().linear_weight_bytes;
   run.forward_seconds = time_forwards(*t, be, random_inputs(o, 1), o.repeats);
   if (o.cfg_compare) run.batch2_forward_seconds = time_forwards(*t, be, random_inputs(o, 2), o.repeats);
+  if (o.vae) {
+    t.reset();  // the decoder runs after the denoising loop, not beside it
+    VaeDecoderSpec vs;  // FLUX's
+    OMNI_CHECK(vs.scale_factor() == o.vae_scale_factor, "bench flux: the VAE's scale factor ", vs.scale_factor(),
+               " is not the benchmark's ", o.vae_scale_factor);
+    std::unique_ptr<VaeDecoder> vae = VaeDecoder::random(vs, be, o.seed);
+    SplitMix64 rng(o.seed + 2);
+    const Tensor z = random_f32({1, vs.latent_channels, flux_latent_size(o.height, o.vae_scale_factor),
+                                 flux_latent_size(o.width, o.vae_scale_factor)}, rng);
+    vae->decode(z);  // warm-up
+    for (int r = 0; r < o.repeats; ++r) {
+      const double v0 = now_seconds();
+      vae->decode(z);  // returns the image on the host
+      run.vae_decode_seconds.push_back(now_seconds() - v0);
+    }
+  }
   run.device_peak_bytes = device_memory_peak_bytes(be).value_or(0);
   return run;
 }

@@ -20,6 +20,7 @@ struct FluxBenchOptions {
   int64_t vae_scale_factor = 8;   // image pixels per latent pixel (FLUX's VAE)
   int repeats = 3;                // timed forwards, after one untimed warm-up
   bool cfg_compare = false;       // also time batch 2 against two batch-1 forwards
+  bool vae = false;               // also time the VAE decode of one image (FLUX's AutoencoderKL, random weights)
   uint64_t seed = 0;
 };
 
@@ -30,6 +31,7 @@ struct FluxBenchRun {
   double load_seconds = 0;
   std::vector<double> forward_seconds;          // batch 1, one per repeat
   std::vector<double> batch2_forward_seconds;   // with cfg_compare
+  std::vector<double> vae_decode_seconds;       // with vae
   uint64_t device_peak_bytes = 0;               // 0 on a host backend
 };
 

@@ -37,11 +37,13 @@ TEST(FluxBench, RandomWeightsRunBothFormatsOnTheCpu) {
   o.repeats = 2;
   o.cfg_compare = true;
   for (bool w4 : {false, true}) {
+    o.vae = w4;  // FLUX's VAE at 32 x 32 px: 4 x 4 latents
     const FluxBenchRun r = bench_flux_transformer(cpu_backend(), o, w4);
     EXPECT_EQ(r.forward_seconds.size(), 2u);
     EXPECT_EQ(r.batch2_forward_seconds.size(), 2u);
     for (double t : r.forward_seconds) EXPECT_GT(t, 0);
     EXPECT_GT(r.linear_weight_bytes, 0);
+    EXPECT_EQ(r.vae_decode_seconds.size(), w4 ? 2u : 0u);
     if (w4) {
       EXPECT_NE(r.layouts.find("w4a16"), std::string::npos) << r.layouts;
       EXPECT_NE(r.layouts.find("dense"), std::string::npos) << r.layouts;  // the embedders and the head stay dense
