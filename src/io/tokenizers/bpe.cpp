@@ -31,20 +31,25 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
     merges_.try_emplace(pair_key(*a, *b), Merge{static_cast<int32_t>(rank), *merged});
   }
 
-  for (int b = 0; b < 256; ++b) {
-    std::string ch;
-    utf8::append(ch, byte_level::byte_to_char(static_cast<uint8_t>(b)));
-    byte_ids_[b] = find(ch).value_or(-1);
-    if (options_.byte_fallback) {
-      for (unsigned char u : ch) {
-        char name[8];
-        std::snprintf(name, sizeof name, "<0x%02X>", u);
-        const auto id = find(name);
-        if (!id) {
-          fallback_ids_[b].clear();
-          break;
+  for (int position = 0; position < kPositions; ++position) {
+    const bool first = position == kOnly || position == kFirst, last = position == kOnly || position == kLast;
+    ByteSymbols& table = symbols_[position];
+    for (int b = 0; b < 256; ++b) {
+      std::string ch = first ? "" : options_.continuing_subword_prefix;
+      utf8::append(ch, byte_level::byte_to_char(static_cast<uint8_t>(b)));
+      if (last) ch += options_.end_of_word_suffix;
+      table.ids[b] = find(ch).value_or(-1);
+      if (options_.byte_fallback) {
+        for (unsigned char u : ch) {
+          char name[8];
+          std::snprintf(name, sizeof name, "<0x%02X>", u);
+          const auto id = find(name);
+          if (!id) {
+            table.fallback[b].clear();
+            break;
+          }
+          table.fallback[b].push_back(*id);
         }
-        fallback_ids_[b].push_back(*id);
       }
     }
   }
@@ -53,15 +58,17 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
 void BpeModel::initial_symbols(std::string_view raw, std::vector<int32_t>& symbols) const {
   constexpr int32_t kNone = -1;
   int32_t pending_unk = kNone;  // a fused run of unknown bytes not yet emitted
-  for (char c : raw) {
-    const auto b = static_cast<uint8_t>(c);
-    if (byte_ids_[b] >= 0) {
+  for (size_t i = 0; i < raw.size(); ++i) {
+    const auto b = static_cast<uint8_t>(raw[i]);
+    const bool last = i + 1 == raw.size();
+    const ByteSymbols& table = symbols_[i == 0 ? (last ? kOnly : kFirst) : (last ? kLast : kMiddle)];
+    if (table.ids[b] >= 0) {
       if (pending_unk != kNone) symbols.push_back(pending_unk), pending_unk = kNone;
-      symbols.push_back(byte_ids_[b]);
+      symbols.push_back(table.ids[b]);
       continue;
     }
-    if (!fallback_ids_[b].empty()) {
-      symbols.insert(symbols.end(), fallback_ids_[b].begin(), fallback_ids_[b].end());
+    if (!table.fallback[b].empty()) {
+      symbols.insert(symbols.end(), table.fallback[b].begin(), table.fallback[b].end());
       continue;
     }
     if (!options_.unk_id) continue;  // HF drops characters it has no token for when there is no unk token

@@ -21,6 +21,10 @@ struct BpeOptions {
   bool fuse_unk = false;          // consecutive unknowns become one unk id
   bool byte_fallback = false;     // unknown bytes become "<0xNN>" tokens when those exist
   bool ignore_merges = false;     // a pre-token that is itself in the vocabulary is emitted whole
+  // Added to every character but the first of a word / to its last character before the vocabulary lookup
+  // (CLIP: end_of_word_suffix "</w>", so "cat" starts as "c", "a", "t</w>").
+  std::string continuing_subword_prefix;
+  std::string end_of_word_suffix;
 };
 
 class BpeModel {
@@ -52,10 +56,16 @@ class BpeModel {
 
   std::unordered_map<std::string, int32_t> vocab_;
   std::unordered_map<uint64_t, Merge> merges_;
-  std::array<int32_t, 256> byte_ids_{};   // id of each byte's single-character token, -1 when absent
-  // byte_fallback tokens for each byte whose character is missing: HF looks up "<0xNN>" for the UTF-8 bytes of
-  // the byte-level character (not of the raw byte); empty when any of them is missing.
-  std::array<std::vector<int32_t>, 256> fallback_ids_;
+  // A byte's symbol depends on where it stands in the word (prefix and suffix are added by position), so there
+  // is one table per position: the word's only, first, middle and last byte.
+  enum Position { kOnly = 0, kFirst, kMiddle, kLast, kPositions };
+  struct ByteSymbols {
+    std::array<int32_t, 256> ids{};  // id of each byte's token, -1 when absent
+    // byte_fallback tokens for each byte whose token is missing: HF looks up "<0xNN>" for the UTF-8 bytes of the
+    // looked-up string (the byte-level character with prefix/suffix, not the raw byte); empty when any is missing.
+    std::array<std::vector<int32_t>, 256> fallback;
+  };
+  std::array<ByteSymbols, kPositions> symbols_;
   BpeOptions options_;
 
   // Pre-token -> ids. Bounded: once full it stops growing (the common words are in it by then).

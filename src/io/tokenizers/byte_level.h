@@ -11,6 +11,10 @@
 
 namespace omni::byte_level {
 
+// GPT-2's pre-tokenizer regex, which the ByteLevel pre-tokenizer applies when "use_regex" is true.
+inline constexpr const char* kGpt2Pattern =
+    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
 // The character standing for a byte.
 char32_t byte_to_char(uint8_t b);
 

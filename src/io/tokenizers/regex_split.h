@@ -22,6 +22,9 @@ class RegexSplitter {
   // `text` must be valid UTF-8 (the caller validates once; matching skips PCRE2's per-call check, which would
   // otherwise rescan the whole text at every match and make long inputs quadratic).
   void split(std::string_view text, const std::function<void(std::string_view)>& on_piece) const;
+  // Calls on_match(begin, end) for each match, in order (byte offsets, end == begin for an empty match before the
+  // end of the text; `text` valid UTF-8 as above).
+  void matches(std::string_view text, const std::function<void(size_t, size_t)>& on_match) const;
 
  private:
   struct Compiled;

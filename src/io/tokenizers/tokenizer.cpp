@@ -7,11 +7,13 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "io/tokenizers/added_tokens.h"
 #include "io/tokenizers/bpe.h"
 #include "io/tokenizers/byte_level.h"
 #include "io/file_util.h"
 #include "io/json_fields.h"
 #include "io/tokenizers/regex_split.h"
+#include "io/tokenizers/tokenizer_fields.h"
 #include "io/tokenizers/unicode_normalize.h"
 #include "io/tokenizers/utf8.h"
 
@@ -21,127 +23,7 @@ using nlohmann::json;
 
 namespace {
 
-// GPT-2's pre-tokenizer regex, used by ByteLevel when "use_regex" is true.
-constexpr const char* kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
-
-// Checked access to JSON fields: errors name the file and the dotted field path ("model.merges[3]").
-class Fields {
- public:
-  explicit Fields(std::string file) : file_(std::move(file)) {}
-
-  const json& object(const json& parent, const std::string& path, const char* key) const {
-    const json& v = required(parent, path, key);
-    OMNI_CHECK(v.is_object(), file_, ": field ", join(path, key), " must be an object, found ", v.type_name());
-    return v;
-  }
-  const json& required(const json& parent, const std::string& path, const char* key) const {
-    OMNI_CHECK(parent.is_object(), file_, ": field ", path.empty() ? "(top level)" : path,
-               " must be an object, found ", parent.type_name());
-    const auto it = parent.find(key);
-    OMNI_CHECK(it != parent.end(), file_, ": missing field ", join(path, key));
-    return *it;
-  }
-  std::string string(const json& parent, const std::string& path, const char* key) const {
-    const json& v = required(parent, path, key);
-    OMNI_CHECK(v.is_string(), file_, ": field ", join(path, key), " must be a string, found ", v.dump());
-    return v.get<std::string>();
-  }
-  bool boolean(const json& parent, const std::string& path, const char* key, bool fallback) const {
-    const auto it = parent.find(key);
-    if (it == parent.end() || it->is_null()) return fallback;
-    OMNI_CHECK(it->is_boolean(), file_, ": field ", join(path, key), " must be true or false, found ", it->dump());
-    return it->get<bool>();
-  }
-  int32_t token_id(const json& v, const std::string& field) const {
-    OMNI_CHECK(v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() < (int64_t{1} << 30), file_,
-               ": field ", field, " must be a token id (a non-negative integer), found ", v.dump());
-    return static_cast<int32_t>(v.get<int64_t>());
-  }
-  static std::string join(const std::string& path, const std::string& key) {
-    return path.empty() ? key : path + "." + key;
-  }
-  const std::string& file() const { return file_; }
-
- private:
-  std::string file_;
-};
-
-bool is_unicode_whitespace(char32_t c) {
-  return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
-}
-
-struct AddedToken {
-  int32_t id;
-  std::string content;
-  bool special, lstrip, rstrip, normalized;
-};
-
-// Finds added tokens in text: leftmost match first, the longest token at that position (HF's leftmost-longest).
-class AddedTokenMatcher {
- public:
-  void add(const AddedToken* token) { by_first_byte_[static_cast<uint8_t>(token->content[0])].push_back(token); }
-  // Longest first within each group, file order among equal lengths; once, after the last add (sorting at every
-  // add was quadratic: 20 000 added tokens took minutes to load).
-  void finish() {
-    for (auto& group : by_first_byte_)
-      std::stable_sort(group.begin(), group.end(),
-                       [](const AddedToken* a, const AddedToken* b) { return a->content.size() > b->content.size(); });
-  }
-  bool empty() const {
-    return std::all_of(by_first_byte_.begin(), by_first_byte_.end(), [](const auto& g) { return g.empty(); });
-  }
-
-  // Calls on_text for the text between tokens and appends token ids to ids, in order.
-  void split(std::string_view text, std::vector<int32_t>& ids,
-             const std::function<void(std::string_view)>& on_text) const {
-    size_t emitted = 0;
-    for (size_t pos = 0; pos < text.size();) {
-      const AddedToken* hit = nullptr;
-      for (const AddedToken* t : by_first_byte_[static_cast<uint8_t>(text[pos])]) {
-        if (text.compare(pos, t->content.size(), t->content) == 0) {
-          hit = t;
-          break;
-        }
-      }
-      if (!hit) {
-        ++pos;
-        continue;
-      }
-      size_t begin = pos, end = pos + hit->content.size();
-      if (hit->lstrip) begin = strip_back(text, emitted, begin);
-      if (hit->rstrip) end = strip_forward(text, end);
-      if (begin > emitted) on_text(text.substr(emitted, begin - emitted));
-      ids.push_back(hit->id);
-      emitted = pos = end;
-    }
-    if (emitted < text.size()) on_text(text.substr(emitted));
-  }
-
- private:
-  // Moves `begin` back over whitespace characters, not before `limit`.
-  static size_t strip_back(std::string_view text, size_t limit, size_t begin) {
-    while (begin > limit) {
-      size_t start = begin - 1;
-      while (start > limit && (static_cast<uint8_t>(text[start]) & 0xC0) == 0x80) --start;
-      const utf8::Step st = utf8::step(text, start);
-      if (st.kind != utf8::Step::kValid || !is_unicode_whitespace(st.code_point)) break;
-      begin = start;
-    }
-    return begin;
-  }
-  static size_t strip_forward(std::string_view text, size_t end) {
-    while (end < text.size()) {
-      const utf8::Step st = utf8::step(text, end);
-      if (st.kind != utf8::Step::kValid || !is_unicode_whitespace(st.code_point)) break;
-      end += st.length;
-    }
-    return end;
-  }
-
-  std::array<std::vector<const AddedToken*>, 256> by_first_byte_;
-};
+using Fields = TokenizerFields;
 
 }  // namespace
 
@@ -237,7 +119,7 @@ void Tokenizer::Impl::load_pre_tokenizer(const json& root, const Fields& f) {
                  ": ByteLevel must be the last pre-tokenizer step (other orders are not supported)");
       prefix_space = f.boolean(step, path, "add_prefix_space", false);
       if (f.boolean(step, path, "use_regex", true))
-        byte_level_regex = std::make_unique<RegexSplitter>(kGpt2Pattern, false, source + ": GPT-2 regex");
+        byte_level_regex = std::make_unique<RegexSplitter>(byte_level::kGpt2Pattern, false, source + ": GPT-2 regex");
     } else {
       OMNI_FAIL(source, ": field ", path, ".type is '", type,
                 "', which is not supported (supported: Split, ByteLevel, Sequence of those)");
