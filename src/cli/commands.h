@@ -16,6 +16,7 @@ std::function<int()> add_quantize_command(CLI::App& app);
 std::function<int()> add_eval_command(CLI::App& app);
 std::function<int()> add_bench_command(CLI::App& app);
 std::function<int()> add_compare_command(CLI::App& app);
+std::function<int()> add_image_command(CLI::App& app);
 // `bench flux`, a sub-command of `bench` (bench_flux_command.cpp).
 std::function<int()> add_bench_flux_command(CLI::App* bench);
 

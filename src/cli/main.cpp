@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   add(omni::cli::add_eval_command);
   add(omni::cli::add_bench_command);
   add(omni::cli::add_compare_command);
+  add(omni::cli::add_image_command);
 
   // A first word that names no command: say so and list them (CLI11 would only say that one is required).
   for (int i = 1; i < argc; ++i) {
