@@ -16,6 +16,8 @@ cd "$repo"
 for gen in make_broken_configs.py make_safetensors_fixtures.py make_broken_safetensors.py make_tokenizer_fixtures.py \
            make_qwen3_fixtures.py make_qwen2_fixtures.py make_flux_fixtures.py make_flux_pipeline_fixtures.py \
            make_text_encoder_fixtures.py make_block_grad_fixtures.py gptq_pack_reference.py \
+           make_clip_t5_tokenizer_fixtures.py make_flux_pipeline_golden.py make_flux_text_to_image_golden.py \
+           make_flux_block_grad_fixtures.py \
            make_fuzz_seeds.py; do
   echo "== tools/$gen"
   "$py" "tools/$gen"

@@ -123,6 +123,12 @@ const char* op_name(Op op) {
     case Op::QuickGelu: return "quick_gelu";
     case Op::Mul: return "mul";
     case Op::AttentionWithBias: return "attention_with_bias";
+    case Op::LayerNormBackward: return "layer_norm_backward";
+    case Op::GeluTanhBackward: return "gelu_tanh_backward";
+    case Op::ModulateBackward: return "modulate_backward";
+    case Op::GatedAddBackward: return "gated_add_backward";
+    case Op::RopeInterleavedBackward: return "rope_interleaved_backward";
+    case Op::AttentionFullBackward: return "attention_backward (full mask)";
   }
   return "?";
 }
@@ -354,7 +360,8 @@ void Backend::attention(Tensor& out, const Tensor& q, const Tensor& k, const Ten
     OMNI_CHECK(lse->numel() == d.N * d.Hq, op, ": lse expected ", d.N * d.Hq, " entries [N, Hq], found ",
                shape_str(lse->shape()));
     OMNI_CHECK(rows.whole_sequences, op, ": saving lse needs rows.whole_sequences");
-    OMNI_CHECK(rows.mask == AttentionMask::Causal, op, ": saving lse (the training form) takes the causal mask only");
+    // lse exists for the backward: with the full mask it is that capability's.
+    if (rows.mask == AttentionMask::Full) require(Op::AttentionFullBackward, DType::F32);
   }
   attention_impl(out, q, k, v, rows, lse);
 }
@@ -369,8 +376,7 @@ void Backend::attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tenso
   }
   const AttentionDims d = attention_dims(q, k, v, rows, op);
   OMNI_CHECK(rows.whole_sequences, op, ": needs rows.whole_sequences");
-  OMNI_CHECK(rows.mask == AttentionMask::Causal, op, ": takes the causal mask only");
-  require(Op::AttentionBackward, DType::F32);
+  require(rows.mask == AttentionMask::Full ? Op::AttentionFullBackward : Op::AttentionBackward, DType::F32);
   require_same_shape(q, out, op, "q", "out");
   require_same_shape(q, dout, op, "q", "dout");
   require_same_shape(q, dq, op, "q", "dq");
@@ -747,6 +753,99 @@ double Backend::masked_mse_loss(const Tensor& y, const Tensor& ref, const Tensor
     require_shape(*dy, y.shape(), op, "dy");
   }
   return masked_mse_loss_impl(y, ref, mask, dy, dloss);
+}
+
+namespace {
+
+// Every tensor of a diffusion-transformer backward op: on the device and F32.
+void all_f32(const Backend& be, std::initializer_list<std::pair<const Tensor*, const char*>> ts, const char* op) {
+  for (const auto& [t, name] : ts) {
+    OMNI_CHECK(t->defined(), op, ": ", name, " is undefined");
+    OMNI_CHECK(t->device() == be.device(), op, ": ", name, " is on ", device_name(t->device()), ", expected ",
+               device_name(be.device()));
+    require_dtype(*t, DType::F32, op, name);
+  }
+}
+
+// x [B, T, D] and a per-sample vector v [B, D] (modulate's scale, gated_add's gate and their gradients).
+void check_per_sample(const Tensor& x, const Tensor& v, const char* op, const char* xname, const char* vname) {
+  OMNI_CHECK(x.ndim() == 3, op, ": ", xname, " expected [B, T, D], found ", shape_str(x.shape()));
+  require_shape(v, {x.dim(0), x.dim(2)}, op, vname);
+}
+
+}  // namespace
+
+void Backend::layer_norm_backward(Tensor& dx, const Tensor& dy, const Tensor& x, float eps, bool accumulate_dx) {
+  const char* op = "layer_norm_backward";
+  all_f32(*this, {{&dx, "dx"}, {&dy, "dy"}, {&x, "x"}}, op);
+  rows_and_dim(x, op, "x");
+  require_shape(dy, x.shape(), op, "dy");
+  require_shape(dx, x.shape(), op, "dx");
+  OMNI_CHECK(!(accumulate_dx && dx.raw() == dy.raw()), op, ": dx may not alias dy when accumulating");
+  require(Op::LayerNormBackward, DType::F32);
+  layer_norm_backward_impl(dx, dy, x, eps, accumulate_dx);
+}
+
+void Backend::gelu_tanh_backward(Tensor& dx, const Tensor& dy, const Tensor& x) {
+  const char* op = "gelu_tanh_backward";
+  all_f32(*this, {{&dx, "dx"}, {&dy, "dy"}, {&x, "x"}}, op);
+  require_shape(dy, x.shape(), op, "dy");
+  require_shape(dx, x.shape(), op, "dx");
+  require(Op::GeluTanhBackward, DType::F32);
+  gelu_tanh_backward_impl(dx, dy, x);
+}
+
+void Backend::modulate_backward(Tensor& dx, Tensor& dscale, Tensor& dshift, const Tensor& dy, const Tensor& x,
+                                const Tensor& scale) {
+  const char* op = "modulate_backward";
+  all_f32(*this, {{&dx, "dx"}, {&dscale, "dscale"}, {&dshift, "dshift"}, {&dy, "dy"}, {&x, "x"}, {&scale, "scale"}},
+          op);
+  check_per_sample(x, scale, op, "x", "scale");
+  require_shape(dy, x.shape(), op, "dy");
+  require_shape(dx, x.shape(), op, "dx");
+  require_shape(dscale, scale.shape(), op, "dscale");
+  require_shape(dshift, scale.shape(), op, "dshift");
+  OMNI_CHECK(dscale.raw() != dshift.raw(), op, ": dscale and dshift must be distinct");
+  require(Op::ModulateBackward, DType::F32);
+  modulate_backward_impl(dx, dscale, dshift, dy, x, scale);
+}
+
+void Backend::gated_add_backward(Tensor& dgate, Tensor& dh, const Tensor& dy, const Tensor& gate, const Tensor& h) {
+  const char* op = "gated_add_backward";
+  all_f32(*this, {{&dgate, "dgate"}, {&dh, "dh"}, {&dy, "dy"}, {&gate, "gate"}, {&h, "h"}}, op);
+  check_per_sample(h, gate, op, "h", "gate");
+  require_shape(dy, h.shape(), op, "dy");
+  require_shape(dh, h.shape(), op, "dh");
+  require_shape(dgate, gate.shape(), op, "dgate");
+  require(Op::GatedAddBackward, DType::F32);
+  gated_add_backward_impl(dgate, dh, dy, gate, h);
+}
+
+void Backend::rope_interleaved_backward(Tensor& dx, const Tensor& cos, const Tensor& sin) {
+  const char* op = "rope_interleaved_backward";
+  all_f32(*this, {{&dx, "dx"}, {&cos, "cos"}, {&sin, "sin"}}, op);
+  OMNI_CHECK(dx.ndim() == 3 && dx.dim(2) % 2 == 0, op, ": dx expected [N, H, hd] with an even hd, found ",
+             shape_str(dx.shape()));
+  require_shape(cos, {dx.dim(0), dx.dim(2)}, op, "cos");
+  require_shape(sin, {dx.dim(0), dx.dim(2)}, op, "sin");
+  require(Op::RopeInterleavedBackward, DType::F32);
+  rope_interleaved_backward_impl(dx, cos, sin);
+}
+
+void Backend::layer_norm_backward_impl(Tensor&, const Tensor&, const Tensor&, float, bool) {
+  OMNI_FAIL("layer_norm_backward is not implemented on ", name(), " yet");
+}
+void Backend::gelu_tanh_backward_impl(Tensor&, const Tensor&, const Tensor&) {
+  OMNI_FAIL("gelu_tanh_backward is not implemented on ", name(), " yet");
+}
+void Backend::modulate_backward_impl(Tensor&, Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  OMNI_FAIL("modulate_backward is not implemented on ", name(), " yet");
+}
+void Backend::gated_add_backward_impl(Tensor&, Tensor&, const Tensor&, const Tensor&, const Tensor&) {
+  OMNI_FAIL("gated_add_backward is not implemented on ", name(), " yet");
+}
+void Backend::rope_interleaved_backward_impl(Tensor&, const Tensor&, const Tensor&) {
+  OMNI_FAIL("rope_interleaved_backward is not implemented on ", name(), " yet");
 }
 
 namespace {

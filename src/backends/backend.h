@@ -41,6 +41,9 @@ enum class Op {
   AttentionBackward, SiluMul, SiluMulBackward, Add, Copy, CopyRows, Softmax, MaskedMseLoss,
   FakeQuant, FakeQuantBackward, Clamp, SignStep, Fill, LayerNorm, GeluTanh, Modulate, Silu, GatedAdd,
   RopeInterleaved, Conv2d, GroupNorm, UpsampleNearest2x, Transpose, QuickGelu, Mul, AttentionWithBias,
+  // The diffusion transformers' training ops (FLUX blocks' backward), F32:
+  LayerNormBackward, GeluTanhBackward, ModulateBackward, GatedAddBackward, RopeInterleavedBackward,
+  AttentionFullBackward,  // the full mask's training forms: attention saving lse, and attention_backward
 };
 const char* op_name(Op op);
 
@@ -54,8 +57,8 @@ struct RopeParams {
 // `slot[i]` at position `position[i]` (I32 [N] each, on the backend's device).
 //   Causal: row i sees keys 0..position[i] of its slot.
 //   Full: row i sees all C keys of its slot (a joint sequence attended without a mask, as in a diffusion
-//   transformer; the slot's C positions must all be filled). Inference only so far: saving lse and the backward
-//   take the causal mask.
+//   transformer; the slot's C positions must all be filled). Its training forms (saving lse, the backward) are
+//   a capability of their own, Op::AttentionFullBackward.
 // Scores are scaled by 1/sqrt(hd); query head h reads kv head h / (Hq / Hkv).
 enum class AttentionMask { Causal, Full };
 struct AttentionRows {
@@ -148,7 +151,7 @@ class Backend {
                      const RopeParams& params, const Tensor* rows = nullptr);
   // out [N, Hq, hd] = softmax(q·kᵀ/sqrt(hd)) · v over the keys `rows` allows. With lse (F32 [N, Hq]) the
   // log-sum-exp of every score row is saved for attention_backward: the training form, F32 and
-  // rows.whole_sequences.
+  // rows.whole_sequences (with the full mask: where the backend supports Op::AttentionFullBackward).
   void attention(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const AttentionRows& rows,
                  Tensor* lse = nullptr);
   // y = silu(gate) · up; y may alias gate or up.
@@ -219,7 +222,8 @@ class Backend {
                          const Tensor& rstd, bool accumulate_dx);
   // In place on the gradient: the inverse rotation of rope() at the same positions.
   void rope_backward(Tensor& dx, const Tensor& positions, const RopeParams& params);
-  // Overwrites dq, dk, dv from dout and what attention() took and produced (with lse).
+  // Overwrites dq, dk, dv from dout and what attention() took and produced (with lse). Causal or full mask (the
+  // latter where the backend supports Op::AttentionFullBackward).
   void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q, const Tensor& k,
                           const Tensor& v, const Tensor& out, const Tensor& lse, const AttentionRows& rows);
   // For y = silu(gate) · up: dgate, dup from dy. Either may alias dy.
@@ -227,6 +231,21 @@ class Backend {
   // L = Σ over rows r with mask[r] ≠ 0 of Σ_d (y − ref)² / (count · D), count = unmasked rows. mask U8 [rows].
   // Returns L; dy, if given, receives dloss · ∂L/∂y (0 on masked rows). Throws when no row counts.
   double masked_mse_loss(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy, double dloss);
+  // The diffusion-transformer backward ops (FLUX blocks), every tensor F32:
+  // For y = layer_norm(x, eps) without affine: dx (+)= ∂L/∂x from dy and the forward's x (mean and 1/std are
+  // recomputed from x, as the forward computes them). dx may alias dy unless accumulate_dx.
+  void layer_norm_backward(Tensor& dx, const Tensor& dy, const Tensor& x, float eps, bool accumulate_dx);
+  // For y = gelu_tanh(x): dx = dy · gelu_tanh'(x). dx may alias dy.
+  void gelu_tanh_backward(Tensor& dx, const Tensor& dy, const Tensor& x);
+  // For y = modulate(x, scale, shift), x, dy [B, T, D], scale [B, D]: dx = dy · (1 + scale); dscale[b] =
+  // Σ_t dy[b, t] · x[b, t] and dshift[b] = Σ_t dy[b, t] ([B, D], overwritten). dx may alias dy.
+  void modulate_backward(Tensor& dx, Tensor& dscale, Tensor& dshift, const Tensor& dy, const Tensor& x,
+                         const Tensor& scale);
+  // For y = gated_add(x, gate, h), h, dy [B, T, D], gate [B, D]: dgate[b] = Σ_t dy[b, t] · h[b, t] ([B, D],
+  // overwritten) and dh = dy · gate. ∂L/∂x is dy itself (the residual), so it has no output. dh may alias dy.
+  void gated_add_backward(Tensor& dgate, Tensor& dh, const Tensor& dy, const Tensor& gate, const Tensor& h);
+  // In place on the gradient of rope_interleaved(x, cos, sin): the transposed (inverse) rotation, same tables.
+  void rope_interleaved_backward(Tensor& dx, const Tensor& cos, const Tensor& sin);
 
   // ---- AutoRound parameters (AUTOROUND.md §2), F32, with the formula of backends/qdq_formula.h ----
   // w_hat [N, K] = QDQ(w; v, alpha, beta): groups of scheme.group_size along K; v [N, K]; alpha, beta [N, G]
@@ -297,6 +316,14 @@ class Backend {
                                       const Tensor& up) = 0;
   virtual double masked_mse_loss_impl(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy,
                                       double dloss) = 0;
+  // The diffusion-transformer backward ops; a backend without them fails naming the op.
+  virtual void layer_norm_backward_impl(Tensor& dx, const Tensor& dy, const Tensor& x, float eps, bool accumulate_dx);
+  virtual void gelu_tanh_backward_impl(Tensor& dx, const Tensor& dy, const Tensor& x);
+  virtual void modulate_backward_impl(Tensor& dx, Tensor& dscale, Tensor& dshift, const Tensor& dy, const Tensor& x,
+                                      const Tensor& scale);
+  virtual void gated_add_backward_impl(Tensor& dgate, Tensor& dh, const Tensor& dy, const Tensor& gate,
+                                       const Tensor& h);
+  virtual void rope_interleaved_backward_impl(Tensor& dx, const Tensor& cos, const Tensor& sin);
   virtual void fake_quant_impl(Tensor& w_hat, const Tensor& w, const Tensor& v, const Tensor& alpha,
                                const Tensor& beta, const QuantScheme& scheme) = 0;
   virtual void fake_quant_backward_impl(Tensor& grad_v, Tensor& grad_alpha, Tensor& grad_beta,

@@ -106,11 +106,15 @@ class Block {
   // Inputs the block only reads (conditioning that is the same for every block of a forward: a FLUX block's
   // "temb" and rotary tables). Calibration caches them beside io_names(); they have no gradient.
   virtual std::vector<std::string> conditioning_names() const { return {}; }
+  // Which keys attention() lets a row see within its sample: causal for a decoder, every row of the sample for a
+  // diffusion transformer's joint sequence. Contexts that attend by themselves (the tuning context) read it.
+  virtual AttentionMask attention_mask() const { return AttentionMask::Causal; }
 
   // Reads `in`, writes `out` (tensors of the same names and shapes, distinct from the inputs).
   virtual void forward(BlockContext& ctx, const NamedTensors& in, NamedTensors& out) const = 0;
   // After a training forward: from ∂L/∂out, calls ctx.linear_backward for every Linear and, when d_in is
-  // given, writes ∂L/∂in into it (tensors the caller provides).
+  // given, writes ∂L/∂in into it (tensors the caller provides). d_out also holds the forward's conditioning
+  // tensors under their names (read-only; they have no gradient).
   virtual void backward(BlockContext& ctx, const NamedTensors& d_out, NamedTensors* d_in) const = 0;
 };
 

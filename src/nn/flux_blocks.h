@@ -16,9 +16,16 @@
 //   mlp = gelu_tanh(proj_mlp(hn)); a = attention(rope(rmsnorm(to_q(hn))), rope(rmsnorm(to_k(hn))), to_v(hn))
 //   h += gate · proj_out([a, mlp])   (features concatenated, attention first)
 //
-// Block tensors: "img" [B, Ni, D] and "txt" [B, Nt, D] (read and replaced); conditioning "temb" [B, D] and
-// "rope_cos", "rope_sin" F32 [B·L, hd] (L = Nt + Ni, rows in the joint order). The context's attention() is
-// full (non-causal) attention within each sample's L joint rows.
+// Block tensors: "img" [B, Ni, D] and "txt" [B, Nt, D] (read and replaced; or their rows [B·Ni, D], [B·Nt, D], as
+// the tuning context passes them: B is temb's); conditioning "temb" [B, D] and "rope_cos", "rope_sin" F32 [B·L, hd]
+// (L = Nt + Ni, rows in the joint order). The context's attention() is full (non-causal) attention within each
+// sample's L joint rows (attention_mask()).
+//
+// Backward (tuning, F32): d_out holds ∂L/∂img and ∂L/∂txt and, under their names, the forward's conditioning
+// tensors (temb for B, the rotary tables for RoPE's backward). The forward of a training context keeps what the
+// backward reads under ctx.act names (the block inputs, LN outputs, pre-activations, the attention residual, rstd
+// and lse); an inference forward computes the same numbers in place. temb is conditioning, so the adaLN Linears
+// get ∂L/∂W only and no gradient passes through silu.
 #pragma once
 
 #include "nn/block.h"
@@ -33,8 +40,8 @@ class FluxDoubleBlock : public Block {
   const std::vector<ParamDesc>& params() const override { return params_; }
   std::vector<std::string> io_names() const override { return {"img", "txt"}; }
   std::vector<std::string> conditioning_names() const override { return {"temb", "rope_cos", "rope_sin"}; }
+  AttentionMask attention_mask() const override { return AttentionMask::Full; }
   void forward(BlockContext& ctx, const NamedTensors& in, NamedTensors& out) const override;
-  // Not written yet: tuning FLUX blocks is the next part of the diffusion issue. Throws saying so.
   void backward(BlockContext& ctx, const NamedTensors& d_out, NamedTensors* d_in) const override;
 
  private:
@@ -50,6 +57,7 @@ class FluxSingleBlock : public Block {
   const std::vector<ParamDesc>& params() const override { return params_; }
   std::vector<std::string> io_names() const override { return {"img", "txt"}; }
   std::vector<std::string> conditioning_names() const override { return {"temb", "rope_cos", "rope_sin"}; }
+  AttentionMask attention_mask() const override { return AttentionMask::Full; }
   void forward(BlockContext& ctx, const NamedTensors& in, NamedTensors& out) const override;
   void backward(BlockContext& ctx, const NamedTensors& d_out, NamedTensors* d_in) const override;
 

@@ -217,6 +217,146 @@ inline Vec copy_rows(Vec dst, const Vec& src, const std::vector<int32_t>& index,
   return dst;
 }
 
+// ---- The diffusion-transformer, text-encoder and VAE ops (forward only) ----
+
+// y = x · σ(x).
+inline Vec silu(const Vec& x) {
+  Vec y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * sigmoid(x[i]);
+  return y;
+}
+
+// CLIP's quick GELU: y = x · σ(1.702 x).
+inline Vec quick_gelu(const Vec& x) {
+  Vec y(x.size());
+  for (size_t i = 0; i < x.size(); ++i) y[i] = x[i] * sigmoid(1.702 * x[i]);
+  return y;
+}
+
+inline Vec mul(const Vec& a, const Vec& b) {
+  Vec y(a.size());
+  for (size_t i = 0; i < a.size(); ++i) y[i] = a[i] * b[i];
+  return y;
+}
+
+// y[b, t, d] = x[b, t, d] + gate[b, d] · h[b, t, d], x and h [B, T, D], gate [B, D].
+inline Vec gated_add(const Vec& x, const Vec& gate, const Vec& h, int64_t B, int64_t T, int64_t D) {
+  Vec y(x.size());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t d = 0; d < D; ++d) {
+        const size_t i = at((b * T + t) * D + d);
+        y[i] = x[i] + gate[at(b * D + d)] * h[i];
+      }
+  return y;
+}
+
+// Pairs (2k, 2k+1) of x [N, H, hd] rotated with the tables cos, sin [N, hd]:
+//   (re, im) → (re·cos[2k] − im·sin[2k], im·cos[2k+1] + re·sin[2k+1]).
+inline Vec rope_interleaved(const Vec& x, const Vec& cos, const Vec& sin, int64_t N, int64_t H, int64_t hd) {
+  Vec y(x.size());
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t k = 0; k < hd; k += 2) {
+        const size_t i = at((n * H + h) * hd + k);
+        const double re = x[i], im = x[i + 1];
+        y[i] = re * cos[at(n * hd + k)] - im * sin[at(n * hd + k)];
+        y[i + 1] = im * cos[at(n * hd + k + 1)] + re * sin[at(n * hd + k + 1)];
+      }
+  return y;
+}
+
+// out [B, Lq, H, hd] = softmax(scale · q·kᵀ + bias) · v per sample and head over the Lk keys of k, v [B, Lk, H, hd];
+// bias [H, Lq, Lk] (shared) or [B, H, Lq, Lk] (per_sample); −inf hides a key, a row with none visible gives zeros.
+inline Vec attention_with_bias(const Vec& q, const Vec& k, const Vec& v, const Vec& bias, int64_t B, int64_t Lq,
+                               int64_t Lk, int64_t H, int64_t hd, bool per_sample, double scale) {
+  Vec out(at(B * Lq * H * hd), 0.0);
+  Vec s(at(Lk));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < Lq; ++i)
+      for (int64_t h = 0; h < H; ++h) {
+        double mx = -std::numeric_limits<double>::infinity();
+        for (int64_t j = 0; j < Lk; ++j) {
+          double dot = 0.0;
+          for (int64_t d = 0; d < hd; ++d) dot += q[at(((b * Lq + i) * H + h) * hd + d)] * k[at(((b * Lk + j) * H + h) * hd + d)];
+          s[at(j)] = scale * dot + bias[at((((per_sample ? b * H : 0) + h) * Lq + i) * Lk + j)];
+          mx = std::max(mx, s[at(j)]);
+        }
+        if (mx == -std::numeric_limits<double>::infinity()) continue;
+        double sum = 0.0;
+        for (double& e : s) sum += (e = std::exp(e - mx));
+        for (int64_t j = 0; j < Lk; ++j)
+          for (int64_t d = 0; d < hd; ++d)
+            out[at(((b * Lq + i) * H + h) * hd + d)] += s[at(j)] / sum * v[at(((b * Lk + j) * H + h) * hd + d)];
+      }
+  return out;
+}
+
+// torch.nn.Conv2d (stride 1, zero padding p, no dilation or groups): y [B, Cout, Ho, Wo] with Ho = H + 2p − kh + 1,
+// Wo = W + 2p − kw + 1, y = bias[co] + Σ_{ci, i, j} w[co, ci, i, j] · x[b, ci, r + i − p, c + j − p]. bias may be empty.
+inline Vec conv2d(const Vec& x, const Vec& w, const Vec& bias, int64_t B, int64_t Cin, int64_t H, int64_t W,
+                  int64_t Cout, int64_t kh, int64_t kw, int64_t p) {
+  const int64_t Ho = H + 2 * p - kh + 1, Wo = W + 2 * p - kw + 1;
+  Vec y(at(B * Cout * Ho * Wo));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t co = 0; co < Cout; ++co)
+      for (int64_t r = 0; r < Ho; ++r)
+        for (int64_t c = 0; c < Wo; ++c) {
+          double acc = bias.empty() ? 0.0 : bias[at(co)];
+          for (int64_t ci = 0; ci < Cin; ++ci)
+            for (int64_t i = 0; i < kh; ++i)
+              for (int64_t j = 0; j < kw; ++j) {
+                const int64_t xr = r + i - p, xc = c + j - p;
+                if (xr < 0 || xr >= H || xc < 0 || xc >= W) continue;
+                acc += w[at(((co * Cin + ci) * kh + i) * kw + j)] * x[at(((b * Cin + ci) * H + xr) * W + xc)];
+              }
+          y[at(((b * Cout + co) * Ho + r) * Wo + c)] = acc;
+        }
+  return y;
+}
+
+// torch.nn.GroupNorm over x [B, C, S] (S spatial positions): each (b, g) block of C/G channels normalised by its mean
+// and biased variance, then · w[c] + bias[c] (both empty: no affine).
+inline Vec group_norm(const Vec& x, const Vec& w, const Vec& bias, int64_t B, int64_t C, int64_t S, int64_t G,
+                      double eps) {
+  Vec y(x.size());
+  const int64_t cg = C / G, n = cg * S;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t g = 0; g < G; ++g) {
+      const int64_t base = (b * C + g * cg) * S;
+      double mean = 0.0, var = 0.0;
+      for (int64_t i = 0; i < n; ++i) mean += x[at(base + i)];
+      mean /= static_cast<double>(n);
+      for (int64_t i = 0; i < n; ++i) var += (x[at(base + i)] - mean) * (x[at(base + i)] - mean);
+      var /= static_cast<double>(n);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t ch = g * cg + i / S;
+        double v = (x[at(base + i)] - mean) / std::sqrt(var + eps);
+        if (!w.empty()) v = v * w[at(ch)] + bias[at(ch)];
+        y[at(base + i)] = v;
+      }
+    }
+  return y;
+}
+
+// y [planes, 2H, 2W], y[p, i, j] = x[p, i / 2, j / 2].
+inline Vec upsample_nearest2x(const Vec& x, int64_t planes, int64_t H, int64_t W) {
+  Vec y(at(planes * 4 * H * W));
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t i = 0; i < 2 * H; ++i)
+      for (int64_t j = 0; j < 2 * W; ++j) y[at((p * 2 * H + i) * 2 * W + j)] = x[at((p * H + i / 2) * W + j / 2)];
+  return y;
+}
+
+// y [batch, N, M] = x [batch, M, N] with the last two dims swapped.
+inline Vec transpose_last2(const Vec& x, int64_t batch, int64_t M, int64_t N) {
+  Vec y(x.size());
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) y[at((b * N + n) * M + m)] = x[at((b * M + m) * N + n)];
+  return y;
+}
+
 // ---- Backward ops ----
 
 // For y = x · wᵀ: dx[M, K] = dy · w, dw[N, K] = dyᵀ · x (overwrite; callers add the old value to accumulate).

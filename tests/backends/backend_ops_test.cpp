@@ -20,6 +20,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <iterator>
@@ -163,6 +164,24 @@ const Tolerance kTolerances[] = {
     {"clamp", Op::Clamp, {}, kExact, kExact, kExact},
     {"sign_step", Op::SignStep, {}, kExact, kExact, kExact},
     {"fill", Op::Fill, {}, kExact, kExact, kExact},
+    // The diffusion-transformer, text-encoder and VAE ops. Elementwise ones as above; attention_with_bias and
+    // group_norm are reductions (f32 sums). conv2d is a reduction too; on the CUDA backend with 16-bit
+    // activations its weights are also rounded to the activation dtype for the tensor cores (the CPU multiplies
+    // the f32 weights): relative error ≤ 2^-9 (BF16) per weight, ~uniform, so NMSE ≈ 2^-18 / 3 ≈ 1.3e-6 from the
+    // weights plus ≈ 2.5e-6 from the output's rounding, well inside kBf16 (F16: 2^-24 / 3 ≈ 2e-8 beside 4e-8,
+    // inside kF16); measured on the H200: 7.6e-6 (BF16) and 1.2e-7 (F16) against the CPU's 3.8e-6 and 6.3e-8.
+    // upsample and transpose move bits.
+    {"silu", Op::Silu, {}, kElementwise, kBf16, kF16},
+    {"quick_gelu", Op::QuickGelu, {}, kElementwise, kBf16, kF16},
+    {"mul", Op::Mul, {}, kElementwise, kBf16, kF16},
+    {"gated_add", Op::GatedAdd, {}, kElementwise, kBf16, kF16},
+    {"rope_interleaved", Op::RopeInterleaved, {}, kElementwise, kBf16, kF16},
+    {"attention_with_bias", Op::AttentionWithBias, {}, kReduction, kBf16, kF16},
+    {"conv2d", Op::Conv2d, {}, kReduction, kBf16, kF16},
+    {"conv2d[bands]", Op::Conv2d, {}, kReduction, kBf16, kF16},
+    {"group_norm", Op::GroupNorm, {}, kReduction, kBf16, kF16},
+    {"upsample_nearest2x", Op::UpsampleNearest2x, {}, kExact, kExact, kExact},
+    {"transpose", Op::Transpose, {}, kExact, kExact, kExact},
 };
 
 // (string_view by value: a reference parameter bound to a temporary makes g++ 13 warn -Wdangling-reference.)
@@ -182,6 +201,8 @@ constexpr Op kAllOps[] = {
     Op::SiluMul,   Op::SiluMulBackward,   Op::Add,             Op::Copy,            Op::CopyRows,
     Op::Softmax,   Op::MaskedMseLoss,     Op::FakeQuant,       Op::FakeQuantBackward, Op::Clamp,
     Op::SignStep,  Op::Fill,              Op::LayerNorm,       Op::GeluTanh,        Op::Modulate,
+    Op::Silu,      Op::GatedAdd,          Op::RopeInterleaved, Op::Conv2d,          Op::GroupNorm,
+    Op::UpsampleNearest2x, Op::Transpose, Op::QuickGelu,       Op::Mul,             Op::AttentionWithBias,
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -832,6 +853,43 @@ const std::vector<AttnCase>& seq_cases() {
   return c;
 }
 
+// Shapes that reach the CUDA backend's tensor-core kernel (BF16/F16, head dims 64 and 128, whole sequences or a
+// single-slot prefill of at least 64 rows): lengths that are no multiple of its 64- and 128-row tiles, tiles that
+// span two or more sequences, GQA. Forward only (the backward keeps seq_cases: these would be slow there).
+const std::vector<AttnCase>& flash_seq_cases() {
+  static const std::vector<AttnCase> c = {
+      {2, 77, 4, 2, 64, {}, {}},    // two sequences meeting inside a tile
+      {1, 300, 4, 1, 128, {}, {}},  // GQA 4, a partial last tile
+      {2, 150, 2, 2, 128, {}, {}},
+      {3, 40, 4, 4, 64, {}, {}},  // sequences shorter than a tile: one tile spans all three
+  };
+  return c;
+}
+
+// Single-slot prefills (rows of slot 0) as the KV-cache layout: after cached tokens, from the start, and with the
+// rows' positions out of order.
+const std::vector<AttnCase>& flash_kv_cases() {
+  static const std::vector<AttnCase> c = [] {
+    const auto rows = [](int64_t n, auto pos_of) {
+      std::pair<std::vector<int32_t>, std::vector<int32_t>> r;
+      for (int64_t i = 0; i < n; ++i) {
+        r.first.push_back(0);
+        r.second.push_back(static_cast<int32_t>(pos_of(i)));
+      }
+      return r;
+    };
+    const auto after = rows(200, [](int64_t i) { return 100 + i; });  // keys 0..299 of 320 (the rest NaN)
+    const auto fresh = rows(96, [](int64_t i) { return i; });
+    const auto shuffled = rows(130, [](int64_t i) { return (i * 37) % 130; });
+    return std::vector<AttnCase>{
+        {1, 320, 8, 2, 128, after.first, after.second},
+        {1, 200, 4, 4, 64, fresh.first, fresh.second},
+        {1, 130, 2, 1, 64, shuffled.first, shuffled.second},
+    };
+  }();
+  return c;
+}
+
 struct AttnData {
   Input q, k, v;
   std::vector<int32_t> slot, pos;
@@ -882,7 +940,16 @@ TEST_P(BackendOps, Attention) {
       be().attention(out, t.q.dev, t.k.dev, t.v.dev, t.rows);
       c.compare("out", fetch(out), ref::attention(t.q.val, t.k.val, t.v.val, t.d, t.slot, t.pos));
     });
-  for (const AttnCase& a : seq_cases())
+  for (const AttnCase& a : flash_kv_cases())
+    run_case("attention[kv]", a.label(), [&](Case& c) {
+      const AttnData t = make(a);
+      Tensor out = poisoned(t.q.host.shape(), adt());
+      be().attention(out, t.q.dev, t.k.dev, t.v.dev, t.rows);
+      c.compare("out", fetch(out), ref::attention(t.q.val, t.k.val, t.v.val, t.d, t.slot, t.pos));
+    });
+  std::vector<AttnCase> seqs = seq_cases();
+  seqs.insert(seqs.end(), flash_seq_cases().begin(), flash_seq_cases().end());
+  for (const AttnCase& a : seqs)
     run_case("attention[seq]", a.label(), [&](Case& c) {
       const AttnData t = make(a);
       Tensor out = poisoned(t.q.host.shape(), adt());
@@ -900,7 +967,7 @@ TEST_P(BackendOps, Attention) {
       c.compare("lse", fetch(lse), lse_ref);
     });
   // The full (non-causal) mask of a diffusion transformer's joint sequence: every row sees its slot's C keys.
-  for (const AttnCase& a : seq_cases())
+  for (const AttnCase& a : seqs)
     run_case("attention[full]", a.label(), [&](Case& c) {
       AttnData t = make(a);
       t.rows.mask = AttentionMask::Full;
@@ -1535,10 +1602,10 @@ TEST_P(BackendOps, ErrorsNameTheOp) {
       {"modulate", "scale [2, 8] for 3 samples",
        [&] { Tensor x = buf({3, 2, 8}, a); be().modulate(x, x, buf({2, 8}, a), buf({3, 8}, a)); }},
       {"modulate", "x with 2 dims", [&] { Tensor x = buf({2, 8}, a); be().modulate(x, x, buf({2, 8}, a), buf({2, 8}, a)); }},
-      {"attention", "lse with the full mask",
+      {"attention", "lse with the full mask, rows not whole_sequences",
        [&] {
          Tensor out = buf({1, 4, 2, 8}, a), lse = buf({4, 2}, DType::F32);
-         AttentionRows rows{ints({0, 0, 0, 0}), ints({0, 1, 2, 3}), AttentionMask::Full, true};
+         AttentionRows rows{ints({0, 0, 0, 0}), ints({0, 1, 2, 3}), AttentionMask::Full, false};
          be().attention(out, buf({1, 4, 2, 8}, a), buf({1, 4, 2, 8}, a), buf({1, 4, 2, 8}, a), rows, &lse);
        }},
       {"linear_backward", "dw [4, 3] for w [3, 4]",
@@ -1588,6 +1655,319 @@ TEST_P(BackendOps, ErrorsNameTheOp) {
   }
   std::printf("  [%-15s] %-20s %d/%zu bad calls threw an omni::Error naming the op\n", variant().c_str(), "errors",
               n, cases.size());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The diffusion-transformer (FLUX), text-encoder (CLIP, T5) and VAE decoder ops, forward only.
+
+TEST_P(BackendOps, Silu) {
+  std::vector<EwShape> shapes(std::begin(kEwShapes), std::end(kEwShapes));
+  shapes.push_back({{3, 4099}, 1});  // many 16-byte vectors and a tail
+  for (const EwShape& s : shapes)
+    run_case("silu", ew_label(s, "x", "x", "y"), [&](Case& c) {
+      const Input x = input(s.x, adt(), 6.0f);
+      Tensor y = s.alias != 0 ? x.dev : poisoned(s.x, adt());
+      be().silu(y, x.dev);
+      c.compare("y", fetch(y), ref::silu(x.val));
+    });
+}
+
+TEST_P(BackendOps, QuickGelu) {
+  std::vector<EwShape> shapes(std::begin(kEwShapes), std::end(kEwShapes));
+  shapes.push_back({{77, 129}, 0});
+  for (const EwShape& s : shapes)
+    run_case("quick_gelu", ew_label(s, "x", "x", "y"), [&](Case& c) {
+      const Input x = input(s.x, adt(), 6.0f);
+      Tensor y = s.alias != 0 ? x.dev : poisoned(s.x, adt());
+      be().quick_gelu(y, x.dev);
+      c.compare("y", fetch(y), ref::quick_gelu(x.val));
+    });
+}
+
+TEST_P(BackendOps, Mul) {
+  std::vector<EwShape> shapes(std::begin(kEwShapes), std::end(kEwShapes));
+  shapes.push_back({{5, 1001}, 2});
+  for (const EwShape& s : shapes)
+    run_case("mul", ew_label(s, "a", "b", "y"), [&](Case& c) {
+      const Input a = input(s.x, adt(), 3.0f), b = input(s.x, adt(), 2.0f);
+      Tensor y = s.alias == 1 ? a.dev : s.alias == 2 ? b.dev : poisoned(s.x, adt());
+      be().mul(y, a.dev, b.dev);
+      c.compare("y", fetch(y), ref::mul(a.val, b.val));
+    });
+}
+
+TEST_P(BackendOps, GatedAdd) {
+  struct Shp {
+    int64_t B, T, D;
+    int alias;  // 0 none, 1 y = x, 2 y = h
+  };
+  // D = 33 and 130: no whole 16-byte vectors per row (the scalar kernel); 64 and 3072: vectors.
+  for (const Shp& s : {Shp{2, 5, 33, 0}, Shp{1, 7, 64, 1}, Shp{3, 1, 130, 2}, Shp{2, 9, 3072, 0}, Shp{1, 1, 1, 0}})
+    run_case("gated_add",
+             "x=[" + std::to_string(s.B) + ", " + std::to_string(s.T) + ", " + std::to_string(s.D) + "]" +
+                 (s.alias == 1 ? " y=x" : s.alias == 2 ? " y=h" : ""),
+             [&](Case& c) {
+               const Shape xs{s.B, s.T, s.D};
+               const Input x = input(xs, adt(), 3.0f), h = input(xs, adt(), 2.0f), g = input({s.B, s.D}, adt(), 1.5f);
+               Tensor y = s.alias == 1 ? x.dev : s.alias == 2 ? h.dev : poisoned(xs, adt());
+               be().gated_add(y, x.dev, g.dev, h.dev);
+               c.compare("y", fetch(y), ref::gated_add(x.val, g.val, h.val, s.B, s.T, s.D));
+             });
+}
+
+TEST_P(BackendOps, RopeInterleaved) {
+  struct Shp {
+    int64_t N, H, hd;
+  };
+  for (const Shp& s : {Shp{5, 3, 8}, Shp{7, 2, 64}, Shp{1, 1, 2}, Shp{33, 4, 128}, Shp{3, 5, 6}})
+    run_case("rope_interleaved",
+             "x=[" + std::to_string(s.N) + ", " + std::to_string(s.H) + ", " + std::to_string(s.hd) + "]",
+             [&](Case& c) {
+               Input x = input({s.N, s.H, s.hd}, adt(), 2.0f);
+               // Tables as FLUX builds them (one angle per pair, cos[2k] = cos[2k+1]), angles up to ±40 rad.
+               const auto angles = test::random_floats(static_cast<size_t>(s.N * s.hd / 2), seed_++, 40.0f);
+               std::vector<float> cs(static_cast<size_t>(s.N * s.hd)), sn(cs.size());
+               for (size_t p = 0; p < angles.size(); ++p) {
+                 cs[2 * p] = cs[2 * p + 1] = std::cos(angles[p]);
+                 sn[2 * p] = sn[2 * p + 1] = std::sin(angles[p]);
+               }
+               const Tensor cos_h = Tensor::from_f32(cs, {s.N, s.hd}), sin_h = Tensor::from_f32(sn, {s.N, s.hd});
+               const Vec want = ref::rope_interleaved(x.val, values_of(cos_h), values_of(sin_h), s.N, s.H, s.hd);
+               be().rope_interleaved(x.dev, to_dev(cos_h), to_dev(sin_h));
+               c.compare("x", fetch(x.dev), want);
+             });
+}
+
+TEST_P(BackendOps, AttentionWithBias) {
+  struct Shp {
+    int64_t B, Lq, Lk, H, hd;
+    bool per_sample;
+    float scale;
+    bool causal;  // the bias is CLIP's causal mask (0 or −inf) instead of random values
+  };
+  const Shp shapes[] = {
+      {2, 5, 7, 3, 8, false, 1.0f, false},   {2, 5, 7, 3, 8, true, 0.37f, false},
+      {1, 77, 77, 2, 64, false, 0.125f, true},  // CLIP: 77 tokens, causal through the bias
+      {2, 40, 70, 4, 32, false, 1.0f, false},   // more keys than one chunk of 32, Lk not a multiple of it
+      {1, 33, 65, 1, 48, true, 0.5f, false},   {1, 128, 128, 4, 64, false, 1.0f, false},  // T5-like, unscaled
+      {2, 9, 37, 2, 160, true, 0.3f, false},  // a head dim past the CUDA backend's tiled kernel (128)
+  };
+  for (const Shp& s : shapes) {
+    const std::string label = "q=[" + std::to_string(s.B) + ", " + std::to_string(s.Lq) + ", " + std::to_string(s.H) +
+                              ", " + std::to_string(s.hd) + "] Lk=" + std::to_string(s.Lk) +
+                              (s.per_sample ? " bias/sample" : " bias shared") + (s.causal ? " causal" : "") +
+                              " scale=" + std::to_string(s.scale).substr(0, 5);
+    run_case("attention_with_bias", label, [&](Case& c) {
+      const Input q = input({s.B, s.Lq, s.H, s.hd}, adt(), 1.5f), k = input({s.B, s.Lk, s.H, s.hd}, adt(), 1.5f),
+                  v = input({s.B, s.Lk, s.H, s.hd}, adt(), 2.0f);
+      const Shape bs = s.per_sample ? Shape{s.B, s.H, s.Lq, s.Lk} : Shape{s.H, s.Lq, s.Lk};
+      std::vector<float> b = test::random_floats(static_cast<size_t>(shape_numel(bs)), seed_++, 2.0f);
+      const int64_t planes = shape_numel(bs) / (s.Lq * s.Lk);
+      for (int64_t p = 0; p < planes; ++p)
+        for (int64_t i = 0; i < s.Lq; ++i)
+          for (int64_t j = 0; j < s.Lk; ++j) {
+            float& e = b[static_cast<size_t>((p * s.Lq + i) * s.Lk + j)];
+            if (s.causal) e = j > i ? -INFINITY : 0.0f;
+            else if ((i * 7 + j * 3 + p) % 11 == 0) e = -INFINITY;  // scattered hidden keys
+          }
+      if (!s.causal && s.Lq > 2)  // a row that sees no key (zeros), in the last plane
+        for (int64_t j = 0; j < s.Lk; ++j) b[static_cast<size_t>(((planes - 1) * s.Lq + 2) * s.Lk + j)] = -INFINITY;
+      const Tensor bias_h = Tensor::from_f32(b, bs);
+      Tensor out = poisoned(q.host.shape(), adt());
+      be().attention_with_bias(out, q.dev, k.dev, v.dev, to_dev(bias_h), s.scale);
+      c.compare("out", fetch(out),
+                ref::attention_with_bias(q.val, k.val, v.val, values_of(bias_h), s.B, s.Lq, s.Lk, s.H, s.hd,
+                                         s.per_sample, s.scale));
+    });
+  }
+}
+
+// conv2d: "same" 3×3 convolutions as the VAE's, 1×1 shortcuts (with and without padding), a valid 3×3, channel
+// counts off every vector width; Cout ≤ 8 (the CUDA backend's direct kernel) and above (column matrix + GEMM).
+// "conv2d[bands]" reruns the GEMM cases with the CUDA backend's column-matrix limit lowered
+// (OMNI_CUDA_CONV2D_BAND_ELEMS), so whole images go one at a time and large ones in bands of 1 and 4 rows, as a
+// 1024² image does at the default limit.
+TEST_P(BackendOps, Conv2d) {
+  struct Shp {
+    int64_t B, Cin, H, W, Cout, k, pad;
+    bool bias;
+  };
+  const Shp shapes[] = {
+      {2, 5, 7, 6, 9, 3, 1, true},    {1, 16, 9, 11, 3, 3, 1, true},   {2, 12, 5, 4, 16, 1, 0, true},
+      {1, 6, 8, 5, 4, 3, 0, false},   {1, 3, 4, 4, 5, 1, 1, true},     {1, 24, 33, 70, 17, 3, 1, true},
+      {1, 10, 6, 5, 12, 1, 1, false}, {1, 32, 16, 16, 64, 3, 1, true}, {2, 7, 9, 13, 11, 3, 0, true},
+      // Cout <= 8 with more than one tile of 256 weight taps, and rows wider than one thread block (direct kernel
+      // and column matrix alike).
+      {1, 40, 6, 7, 3, 3, 1, true},   {2, 30, 5, 9, 8, 3, 1, false},   {1, 4, 3, 150, 2, 3, 1, true},
+      {1, 3, 4, 300, 9, 3, 1, true},
+  };
+  auto label = [](const Shp& s) {
+    return "x=[" + std::to_string(s.B) + ", " + std::to_string(s.Cin) + ", " + std::to_string(s.H) + ", " +
+           std::to_string(s.W) + "] Cout=" + std::to_string(s.Cout) + " k=" + std::to_string(s.k) +
+           " pad=" + std::to_string(s.pad) + (s.bias ? "" : " no bias");
+  };
+  auto run = [&](const Shp& s, Case& c) {
+    const int64_t Ho = s.H + 2 * s.pad - s.k + 1, Wo = s.W + 2 * s.pad - s.k + 1;
+    const Input x = input({s.B, s.Cin, s.H, s.W}, adt(), 2.0f);
+    const Input w = input({s.Cout, s.Cin, s.k, s.k}, DType::F32, 0.5f), b = input({s.Cout}, DType::F32);
+    Tensor y = poisoned({s.B, s.Cout, Ho, Wo}, adt());
+    be().conv2d(y, x.dev, w.dev, s.bias ? &b.dev : nullptr, s.pad);
+    c.compare("y", fetch(y),
+              ref::conv2d(x.val, w.val, s.bias ? b.val : Vec{}, s.B, s.Cin, s.H, s.W, s.Cout, s.k, s.k, s.pad));
+  };
+  for (const Shp& s : shapes) run_case("conv2d", label(s), [&](Case& c) { run(s, c); });
+  struct Limit {
+    const char* elems;
+    const char* what;
+  };
+  for (const Limit& l : {Limit{"3000", "bands of 1 row"}, Limit{"60480", "bands of <= 4 rows"}})
+    for (const Shp& s : shapes) {
+      if (s.Cout <= 8) continue;  // the direct kernel has no column matrix
+      run_case("conv2d[bands]", label(s) + " " + l.what, [&](Case& c) {
+        setenv("OMNI_CUDA_CONV2D_BAND_ELEMS", l.elems, 1);
+        try {
+          run(s, c);
+        } catch (...) {
+          unsetenv("OMNI_CUDA_CONV2D_BAND_ELEMS");
+          throw;
+        }
+        unsetenv("OMNI_CUDA_CONV2D_BAND_ELEMS");
+      });
+    }
+}
+
+TEST_P(BackendOps, GroupNorm) {
+  struct Shp {
+    Shape x;
+    int64_t G;
+    bool affine, alias;
+  };
+  // FLUX's 32 groups; one channel per group; one group; no affine; a 3-D x; groups of more than 16K values (the
+  // CUDA kernel's statistics then come from several blocks, merged), with an odd count (its scalar loads).
+  const Shp shapes[] = {
+      {{2, 12, 5, 3}, 4, true, false},   {{1, 32, 7, 9}, 32, true, true},    {{3, 6, 1, 1}, 1, true, false},
+      {{1, 10, 6, 4}, 5, false, false},  {{2, 6, 10}, 3, true, false},       {{1, 8, 64, 65}, 2, true, false},
+      {{2, 4, 128, 130}, 2, false, true}, {{1, 3, 111, 151}, 1, true, false}, {{1, 64, 32, 32}, 32, true, false},
+  };
+  for (const Shp& s : shapes) {
+    const std::string label = "x=" + dims(s.x) + " G=" + std::to_string(s.G) + (s.affine ? "" : " no affine") +
+                              (s.alias ? " y=x" : "");
+    run_case("group_norm", label, [&](Case& c) {
+      const int64_t B = s.x[0], C = s.x[1], S = shape_numel(s.x) / (B * C);
+      // Values around a mean of 5: the variance must not come from E[x²] − E[x]².
+      Input x = input(s.x, adt(), 3.0f);
+      {
+        Tensor shifted = x.host.to(DType::F32);
+        for (int64_t i = 0; i < shifted.numel(); ++i) shifted.data<float>()[i] += 5.0f;
+        x.host = shifted.to(adt());
+        x.val = values_of(x.host);
+        be().copy_from_cpu(x.dev, x.host);
+      }
+      const Input w = input({C}, DType::F32, 1.5f), b = input({C}, DType::F32, 0.5f);
+      Tensor y = s.alias ? x.dev : poisoned(s.x, adt());
+      be().group_norm(y, x.dev, s.G, 1e-6f, s.affine ? &w.dev : nullptr, s.affine ? &b.dev : nullptr);
+      c.compare("y", fetch(y),
+                ref::group_norm(x.val, s.affine ? w.val : Vec{}, s.affine ? b.val : Vec{}, B, C, S, s.G, 1e-6));
+    });
+  }
+}
+
+// The bits-copied ops, in the activation dtype and in another element size (F32 beside 16-bit activations, BF16
+// beside F32: any dtype is accepted).
+TEST_P(BackendOps, UpsampleNearest2x) {
+  const DType other = adt() == DType::F32 ? DType::BF16 : DType::F32;
+  struct Shp {
+    Shape x;
+    DType dt;
+  };
+  for (const Shp& s : {Shp{{2, 3, 5, 7}, adt()}, Shp{{1, 1, 1, 1}, adt()}, Shp{{4, 33, 2}, adt()},
+                       Shp{{1, 2, 64, 64}, adt()}, Shp{{3, 5, 9}, other}})
+    run_case("upsample_nearest2x", "x=" + dims(s.x) + " " + std::string(dtype_name(s.dt)), [&](Case& c) {
+      const Input x = input(s.x, s.dt);
+      Shape ys = s.x;
+      ys[ys.size() - 2] *= 2;
+      ys.back() *= 2;
+      Tensor y = poisoned(ys, s.dt);
+      be().upsample_nearest2x(y, x.dev);
+      const int64_t H = s.x[s.x.size() - 2], W = s.x.back();
+      c.compare("y", fetch(y), ref::upsample_nearest2x(x.val, shape_numel(s.x) / (H * W), H, W));
+    });
+}
+
+TEST_P(BackendOps, Transpose) {
+  const DType other = adt() == DType::F32 ? DType::BF16 : DType::F32;
+  struct Shp {
+    Shape x;
+    DType dt;
+  };
+  // Sizes across the 32×32 tiles, a single row, square tiles, 4-D (NCHW planes to token rows), the other size.
+  for (const Shp& s : {Shp{{2, 37, 70}, adt()}, Shp{{1, 1, 5}, adt()}, Shp{{3, 64, 64}, adt()},
+                       Shp{{2, 3, 33, 31}, adt()}, Shp{{1, 130, 7}, adt()}, Shp{{2, 45, 19}, other}})
+    run_case("transpose", "x=" + dims(s.x) + " " + std::string(dtype_name(s.dt)), [&](Case& c) {
+      const Input x = input(s.x, s.dt);
+      Shape ys = s.x;
+      std::swap(ys[ys.size() - 2], ys[ys.size() - 1]);
+      Tensor y = poisoned(ys, s.dt);
+      be().transpose(y, x.dev);
+      const int64_t M = s.x[s.x.size() - 2], N = s.x.back();
+      c.compare("y", fetch(y), ref::transpose_last2(x.val, shape_numel(s.x) / (M * N), M, N));
+    });
+}
+
+// Bad arguments of these ops throw an omni::Error naming the op (the contract's checks, before any backend code).
+TEST_P(BackendOps, DiffusionOpsErrorsNameTheOp) {
+  const DType a = adt();
+  const DType other = a == DType::F32 ? DType::BF16 : DType::F32;
+  auto buf = [&](const Shape& s, DType dt) { return be().alloc(s, dt); };
+  struct ErrCase {
+    const char* op;
+    const char* what;
+    std::function<void()> call;
+  };
+  const std::vector<ErrCase> cases = {
+      {"silu", "y of another shape", [&] { Tensor y = buf({5}, a); be().silu(y, buf({4}, a)); }},
+      {"quick_gelu", "y of another dtype", [&] { Tensor y = buf({4}, other); be().quick_gelu(y, buf({4}, a)); }},
+      {"mul", "b of another shape", [&] { Tensor y = buf({4}, a); be().mul(y, buf({4}, a), buf({5}, a)); }},
+      {"gated_add", "gate [2, 8] for 3 samples",
+       [&] { Tensor x = buf({3, 2, 8}, a); be().gated_add(x, x, buf({2, 8}, a), buf({3, 2, 8}, a)); }},
+      {"rope_interleaved", "odd head dim",
+       [&] { Tensor x = buf({2, 1, 5}, a); be().rope_interleaved(x, buf({2, 5}, DType::F32), buf({2, 5}, DType::F32)); }},
+      {"rope_interleaved", "16-bit tables",
+       [&] { Tensor x = buf({2, 1, 4}, a); be().rope_interleaved(x, buf({2, 4}, DType::BF16), buf({2, 4}, DType::BF16)); }},
+      {"attention_with_bias", "bias of the wrong shape",
+       [&] {
+         Tensor out = buf({1, 4, 2, 8}, a);
+         be().attention_with_bias(out, buf({1, 4, 2, 8}, a), buf({1, 4, 2, 8}, a), buf({1, 4, 2, 8}, a),
+                                  buf({2, 4, 5}, DType::F32), 1.0f);
+       }},
+      {"conv2d", "w of another input channel count",
+       [&] {
+         Tensor y = buf({1, 5, 4, 4}, a);
+         be().conv2d(y, buf({1, 12, 4, 4}, a), buf({5, 11, 3, 3}, DType::F32), nullptr, 1);
+       }},
+      {"conv2d", "a 16-bit weight",
+       [&] {
+         Tensor y = buf({1, 5, 4, 4}, a);
+         be().conv2d(y, buf({1, 12, 4, 4}, a), buf({5, 12, 3, 3}, DType::BF16), nullptr, 1);
+       }},
+      {"group_norm", "5 groups of 12 channels",
+       [&] { Tensor x = buf({1, 12, 4, 4}, a); be().group_norm(x, x, 5, 1e-6f); }},
+      {"upsample_nearest2x", "y not twice the size",
+       [&] { Tensor y = buf({1, 2, 8, 7}, a); be().upsample_nearest2x(y, buf({1, 2, 4, 4}, a)); }},
+      {"transpose", "y aliasing x", [&] { Tensor x = buf({3, 3}, a); be().transpose(x, x); }},
+  };
+  int n = 0;
+  for (const ErrCase& e : cases) {
+    const std::string msg = testing_support::error_of(e.call);
+    const std::string op = e.op;
+    const bool named = msg.find(op + ":") != std::string::npos ||
+                       msg.find("does not support " + op + " ") != std::string::npos;
+    EXPECT_TRUE(named) << variant() << " " << op << " with " << e.what << ": expected an omni::Error naming \""
+                       << op << ":\", got: " << msg;
+    n += named ? 1 : 0;
+  }
+  std::printf("  [%-15s] %-20s %d/%zu bad calls threw an omni::Error naming the op\n", variant().c_str(),
+              "errors (diffusion)", n, cases.size());
 }
 
 INSTANTIATE_TEST_SUITE_P(Variants, BackendOps, ::testing::ValuesIn(registered_variants()), variant_test_name);

@@ -42,7 +42,7 @@ void check_heads(int64_t Hq, int64_t Hkv) {
 // The reference: one (query, key) pair at a time, as the inference kernel (attention.cpp) does it.
 template <class T>
 void attention_forward_reference(T* out, T* lse, const T* q, const T* k, const T* v, int64_t B, int64_t seq,
-                                 int64_t Hq, int64_t Hkv, int64_t hd) {
+                                 int64_t Hq, int64_t Hkv, int64_t hd, bool causal) {
   const int64_t group = Hq / Hkv;
   const T scale = T(1) / std::sqrt(static_cast<T>(hd));
   parallel_for(0, B * seq * Hq, 1, [&](int64_t i0, int64_t i1) {
@@ -52,20 +52,21 @@ void attention_forward_reference(T* out, T* lse, const T* q, const T* k, const T
       const int64_t h = i % Hq, t = (i / Hq) % seq, b = i / (Hq * seq);
       const int64_t hk = h / group;
       const T* qv = q + ((b * seq + t) * Hq + h) * hd;
+      const int64_t keys = causal ? t + 1 : seq;
       T max_score = -INFINITY;
-      for (int64_t j = 0; j <= t; ++j) {
+      for (int64_t j = 0; j < keys; ++j) {
         const T s = dot(qv, k + ((b * seq + j) * Hkv + hk) * hd, hd) * scale;
         scores[static_cast<size_t>(j)] = s;
         max_score = std::max(max_score, s);
       }
       T sum = 0;
-      for (int64_t j = 0; j <= t; ++j) {
+      for (int64_t j = 0; j < keys; ++j) {
         const T e = std::exp(scores[static_cast<size_t>(j)] - max_score);
         scores[static_cast<size_t>(j)] = e;
         sum += e;
       }
       std::fill(acc.begin(), acc.end(), T(0));
-      for (int64_t j = 0; j <= t; ++j) axpy(acc.data(), scores[static_cast<size_t>(j)], v + ((b * seq + j) * Hkv + hk) * hd, hd);
+      for (int64_t j = 0; j < keys; ++j) axpy(acc.data(), scores[static_cast<size_t>(j)], v + ((b * seq + j) * Hkv + hk) * hd, hd);
       T* o = out + ((b * seq + t) * Hq + h) * hd;
       const T inv = T(1) / sum;
       for (int64_t d = 0; d < hd; ++d) o[d] = acc[static_cast<size_t>(d)] * inv;
@@ -77,7 +78,7 @@ void attention_forward_reference(T* out, T* lse, const T* q, const T* k, const T
 template <class T>
 void attention_backward_reference(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v,
                                   const T* out, const T* lse, int64_t B, int64_t seq, int64_t Hq, int64_t Hkv,
-                                  int64_t hd) {
+                                  int64_t hd, bool causal) {
   const int64_t group = Hq / Hkv;
   const T scale = T(1) / std::sqrt(static_cast<T>(hd));
   // One task per (sample, kv head): it owns the dk/dv rows of that kv head and the dq rows of the query heads
@@ -98,7 +99,7 @@ void attention_backward_reference(T* dq, T* dk, T* dv, const T* dout, const T* q
           std::memset(dqt, 0, static_cast<size_t>(hd) * sizeof(T));
           const T delta = dot(dot_t, out + row * hd, hd);  // Σ_j P_tj dP_tj
           const T l = lse[row];
-          for (int64_t j = 0; j <= t; ++j) {
+          for (int64_t j = 0; j < (causal ? t + 1 : seq); ++j) {
             const int64_t kv_row = (b * seq + j) * Hkv + hk;
             const T* kj = k + kv_row * hd;
             const T p = std::exp(dot(qt, kj, hd) * scale - l);
@@ -120,7 +121,7 @@ void attention_backward_reference(T* dq, T* dk, T* dv, const T* dout, const T* q
 constexpr int64_t kTile = 96;  // a multiple of the micro-kernel tiles (12 rows, 32 columns) keeps edges rare
 
 void attention_forward_f32(float* out, float* lse, const float* q, const float* k, const float* v, int64_t B,
-                           int64_t seq, int64_t Hq, int64_t Hkv, int64_t hd) {
+                           int64_t seq, int64_t Hq, int64_t Hkv, int64_t hd, bool causal) {
   const int64_t group = Hq / Hkv, ldq = Hq * hd, ldk = Hkv * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   parallel_for(0, B * Hq, 1, [&](int64_t i0, int64_t i1) {
@@ -130,25 +131,25 @@ void attention_forward_f32(float* out, float* lse, const float* q, const float* 
       const float* k0 = k + b * seq * ldk + hk * hd;
       const float* v0 = v + b * seq * ldk + hk * hd;
       for (int64_t t0 = 0; t0 < seq; t0 += kTile) {
-        const int64_t m = std::min(kTile, seq - t0), keys = t0 + m;
+        const int64_t m = std::min(kTile, seq - t0), keys = causal ? t0 + m : seq;
         const float* qt = q + (b * seq + t0) * ldq + h * hd;
         gemm_f32(false, true, m, keys, hd, qt, ldq, k0, ldk, p.data(), keys, false);
-        for (int64_t r = 0; r < m; ++r) {  // row softmax over keys 0..t
-          const int64_t t = t0 + r;
+        for (int64_t r = 0; r < m; ++r) {  // row softmax over the keys 0..seen−1 the row sees
+          const int64_t t = t0 + r, seen = causal ? t + 1 : seq;
           float* row = p.data() + r * keys;
           float mx = -INFINITY;
-          for (int64_t j = 0; j <= t; ++j) {
+          for (int64_t j = 0; j < seen; ++j) {
             row[j] *= scale;
             mx = std::max(mx, row[j]);
           }
           float sum = 0.f;
-          for (int64_t j = 0; j <= t; ++j) {
+          for (int64_t j = 0; j < seen; ++j) {
             row[j] = std::exp(row[j] - mx);
             sum += row[j];
           }
           const float inv = 1.0f / sum;
-          for (int64_t j = 0; j <= t; ++j) row[j] *= inv;
-          for (int64_t j = t + 1; j < keys; ++j) row[j] = 0.f;
+          for (int64_t j = 0; j < seen; ++j) row[j] *= inv;
+          for (int64_t j = seen; j < keys; ++j) row[j] = 0.f;
           lse[(b * seq + t) * Hq + h] = mx + std::log(sum);
         }
         gemm_f32(false, false, m, hd, keys, p.data(), keys, v0, ldk, out + (b * seq + t0) * ldq + h * hd, ldq, false);
@@ -159,7 +160,7 @@ void attention_forward_f32(float* out, float* lse, const float* q, const float* 
 
 void attention_backward_f32(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                             const float* v, const float* out, const float* lse, int64_t B, int64_t seq, int64_t Hq,
-                            int64_t Hkv, int64_t hd) {
+                            int64_t Hkv, int64_t hd, bool causal) {
   const int64_t group = Hq / Hkv, ldq = Hq * hd, ldk = Hkv * hd;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   // One task per (sample, kv head): it owns that kv head's dk/dv rows and the dq rows of its query heads.
@@ -177,16 +178,16 @@ void attention_backward_f32(float* dq, float* dk, float* dv, const float* dout, 
       }
       for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
         for (int64_t t0 = 0; t0 < seq; t0 += kTile) {
-          const int64_t m = std::min(kTile, seq - t0), keys = t0 + m;
+          const int64_t m = std::min(kTile, seq - t0), keys = causal ? t0 + m : seq;
           const int64_t row0 = (b * seq + t0) * ldq + h * hd;
           // P recomputed from the saved log-sum-exp.
           gemm_f32(false, true, m, keys, hd, q + row0, ldq, k0, ldk, p.data(), keys, false);
           for (int64_t r = 0; r < m; ++r) {
-            const int64_t t = t0 + r;
+            const int64_t t = t0 + r, seen = causal ? t + 1 : seq;
             const float l = lse[(b * seq + t) * Hq + h];
             float* row = p.data() + r * keys;
-            for (int64_t j = 0; j <= t; ++j) row[j] = std::exp(row[j] * scale - l);
-            for (int64_t j = t + 1; j < keys; ++j) row[j] = 0.f;
+            for (int64_t j = 0; j < seen; ++j) row[j] = std::exp(row[j] * scale - l);
+            for (int64_t j = seen; j < keys; ++j) row[j] = 0.f;
           }
           gemm_f32(true, false, keys, hd, m, p.data(), keys, dout + row0, ldq, dv0, ldk, true);     // dv += Pᵀ·dO
           gemm_f32(false, true, m, keys, hd, dout + row0, ldq, v0, ldk, dp.data(), keys, false);    // dP = dO·vᵀ
@@ -208,33 +209,33 @@ void attention_backward_f32(float* dq, float* dk, float* dv, const float* dout, 
 
 template <class T>
 void attention_forward_train(T* out, T* lse, const T* q, const T* k, const T* v, int64_t B, int64_t seq, int64_t Hq,
-                             int64_t Hkv, int64_t hd) {
+                             int64_t Hkv, int64_t hd, bool causal) {
   check_heads(Hq, Hkv);
   if constexpr (std::is_same_v<T, float>)
-    attention_forward_f32(out, lse, q, k, v, B, seq, Hq, Hkv, hd);
+    attention_forward_f32(out, lse, q, k, v, B, seq, Hq, Hkv, hd, causal);
   else
-    attention_forward_reference(out, lse, q, k, v, B, seq, Hq, Hkv, hd);
+    attention_forward_reference(out, lse, q, k, v, B, seq, Hq, Hkv, hd, causal);
 }
 
 template <class T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, const T* out,
-                        const T* lse, int64_t B, int64_t seq, int64_t Hq, int64_t Hkv, int64_t hd) {
+                        const T* lse, int64_t B, int64_t seq, int64_t Hq, int64_t Hkv, int64_t hd, bool causal) {
   check_heads(Hq, Hkv);
   if constexpr (std::is_same_v<T, float>)
-    attention_backward_f32(dq, dk, dv, dout, q, k, v, out, lse, B, seq, Hq, Hkv, hd);
+    attention_backward_f32(dq, dk, dv, dout, q, k, v, out, lse, B, seq, Hq, Hkv, hd, causal);
   else
-    attention_backward_reference(dq, dk, dv, dout, q, k, v, out, lse, B, seq, Hq, Hkv, hd);
+    attention_backward_reference(dq, dk, dv, dout, q, k, v, out, lse, B, seq, Hq, Hkv, hd, causal);
 }
 
 template void attention_forward_train<float>(float*, float*, const float*, const float*, const float*, int64_t,
-                                             int64_t, int64_t, int64_t, int64_t);
+                                             int64_t, int64_t, int64_t, int64_t, bool);
 template void attention_forward_train<double>(double*, double*, const double*, const double*, const double*,
-                                              int64_t, int64_t, int64_t, int64_t, int64_t);
+                                              int64_t, int64_t, int64_t, int64_t, int64_t, bool);
 template void attention_backward<float>(float*, float*, float*, const float*, const float*, const float*,
                                         const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t,
-                                        int64_t);
+                                        int64_t, bool);
 template void attention_backward<double>(double*, double*, double*, const double*, const double*, const double*,
                                          const double*, const double*, const double*, int64_t, int64_t, int64_t,
-                                         int64_t, int64_t);
+                                         int64_t, int64_t, bool);
 
 }  // namespace omni

@@ -1,7 +1,8 @@
-// Causal grouped-query softmax attention for training, forward and backward as a pair. B sequences of length T
-// at positions 0..T−1, no cache: query t of head h sees keys 0..t of kv head h / (Hq / Hkv).
+// Grouped-query softmax attention for training, forward and backward as a pair. B sequences of length T at
+// positions 0..T−1, no cache: query t of head h sees keys 0..t of kv head h / (Hq / Hkv) (causal, the default),
+// or all T keys of its sequence (causal = false: a diffusion transformer's joint sequence).
 //   q [B, T, Hq, hd], k and v [B, T, Hkv, hd], out [B, T, Hq, hd], scale 1/sqrt(hd).
-//   forward:  P = softmax(scale · q·kᵀ) over keys j ≤ t, out = P · v
+//   forward:  P = softmax(scale · q·kᵀ) over the keys j it sees, out = P · v
 //   backward: dv_j += P_tj · dout_t,  dP_tj = dout_t · v_j,  dS_tj = P_tj · (dP_tj − dout_t · out_t),
 //             dq_t = scale · Σ_j dS_tj k_j,  dk_j += scale · dS_tj · q_t
 // Saved activation: the log-sum-exp of each score row (lse [B, T, Hq]), not the probabilities: the backward
@@ -18,11 +19,12 @@ namespace omni {
 
 template <class T>
 void attention_forward_train(T* out, T* lse, const T* q, const T* k, const T* v, int64_t B, int64_t seq, int64_t Hq,
-                             int64_t Hkv, int64_t hd);
+                             int64_t Hkv, int64_t hd, bool causal = true);
 
 // Overwrites dq, dk, dv. `out` and `lse` are what the forward produced.
 template <class T>
 void attention_backward(T* dq, T* dk, T* dv, const T* dout, const T* q, const T* k, const T* v, const T* out,
-                        const T* lse, int64_t B, int64_t seq, int64_t Hq, int64_t Hkv, int64_t hd);
+                        const T* lse, int64_t B, int64_t seq, int64_t Hq, int64_t Hkv, int64_t hd,
+                        bool causal = true);
 
 }  // namespace omni

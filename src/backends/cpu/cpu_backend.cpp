@@ -184,17 +184,18 @@ void CpuBackend::attention_impl(Tensor& out, const Tensor& q, const Tensor& k, c
                                 const AttentionRows& rows, Tensor* lse) {
   const int64_t hd = q.dim(-1), Hq = q.dim(-2), N = q.numel() / (Hq * hd);
   const int64_t S = k.dim(0), C = k.dim(1), Hkv = k.dim(2);
-  if (rows.whole_sequences && q.dtype() == DType::F32 && rows.mask == AttentionMask::Causal) {
-    // Training batches: the tiled whole-sequence kernel (it always computes lse; scratch when not wanted).
+  const bool causal = rows.mask == AttentionMask::Causal;
+  // Training batches: the tiled whole-sequence kernel (it always computes lse; scratch when not wanted). The full
+  // mask takes it only when lse is saved, so inference with the full mask keeps the row kernel's numbers.
+  if (rows.whole_sequences && q.dtype() == DType::F32 && (causal || lse)) {
     Tensor scratch;
     if (!lse) scratch = Tensor::empty({N, Hq}, DType::F32);
     float* l = lse ? lse->data<float>() : scratch.data<float>();
     attention_forward_train(out.data<float>(), l, q.data<float>(), k.data<float>(), v.data<float>(), S, C, Hq, Hkv,
-                            hd);
+                            hd, causal);
     return;
   }
   OMNI_CHECK(lse == nullptr, "attention: the CPU backend saves lse for F32 whole-sequence batches only");
-  const bool causal = rows.mask == AttentionMask::Causal;
   const F32In qi(q);
   F32Out oo(out, false);
   if (k.dtype() == DType::F32) {

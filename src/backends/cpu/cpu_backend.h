@@ -79,6 +79,14 @@ class CpuBackend : public Backend {
                               const Tensor& up) override;
   double masked_mse_loss_impl(const Tensor& y, const Tensor& ref, const Tensor& mask, Tensor* dy,
                               double dloss) override;
+  // The diffusion transformers' backward ops (cpu_backend_diffusion_train.cpp).
+  void layer_norm_backward_impl(Tensor& dx, const Tensor& dy, const Tensor& x, float eps, bool accumulate_dx) override;
+  void gelu_tanh_backward_impl(Tensor& dx, const Tensor& dy, const Tensor& x) override;
+  void modulate_backward_impl(Tensor& dx, Tensor& dscale, Tensor& dshift, const Tensor& dy, const Tensor& x,
+                              const Tensor& scale) override;
+  void gated_add_backward_impl(Tensor& dgate, Tensor& dh, const Tensor& dy, const Tensor& gate,
+                               const Tensor& h) override;
+  void rope_interleaved_backward_impl(Tensor& dx, const Tensor& cos, const Tensor& sin) override;
 
   // AutoRound parameter ops (cpu_backend_autoround.cpp).
   void fake_quant_impl(Tensor& w_hat, const Tensor& w, const Tensor& v, const Tensor& alpha, const Tensor& beta,

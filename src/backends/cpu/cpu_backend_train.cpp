@@ -38,11 +38,11 @@ void CpuBackend::rms_norm_backward_impl(Tensor& dx, Tensor* dweight, const Tenso
 
 void CpuBackend::attention_backward_impl(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
                                          const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
-                                         const AttentionRows&) {
+                                         const AttentionRows& rows) {
   const int64_t hd = q.dim(-1), Hq = q.dim(-2);
   omni::attention_backward(dq.data<float>(), dk.data<float>(), dv.data<float>(), dout.data<float>(),
                            q.data<float>(), k.data<float>(), v.data<float>(), out.data<float>(), lse.data<float>(),
-                           k.dim(0), k.dim(1), Hq, k.dim(2), hd);
+                           k.dim(0), k.dim(1), Hq, k.dim(2), hd, rows.mask == AttentionMask::Causal);
 }
 
 void CpuBackend::silu_mul_backward_impl(Tensor& dgate, Tensor& dup, const Tensor& dy, const Tensor& gate,

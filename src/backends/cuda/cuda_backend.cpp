@@ -108,21 +108,26 @@ bool CudaBackend::supports(Op op, DType dtype) const {
     case Op::Softmax:
     case Op::LayerNorm:
     case Op::GeluTanh:
-    case Op::Modulate: return is_activation_dtype(dtype);
-    case Op::Copy:
-    case Op::CopyRows: return true;
-    // The diffusion-transformer and text-encoder ops have no CUDA kernels yet: refused at the contract's check
-    // (naming the op and the backend), not inside the op.
+    case Op::Modulate:
+    // The diffusion-transformer, text-encoder and VAE ops (cuda_backend_diffusion.cpp).
     case Op::Silu:
     case Op::GatedAdd:
     case Op::RopeInterleaved:
     case Op::Conv2d:
     case Op::GroupNorm:
-    case Op::UpsampleNearest2x:
-    case Op::Transpose:
     case Op::QuickGelu:
     case Op::Mul:
-    case Op::AttentionWithBias: return false;
+    case Op::AttentionWithBias: return is_activation_dtype(dtype);
+    case Op::UpsampleNearest2x:
+    case Op::Transpose:  // bits copied
+    case Op::Copy:
+    case Op::CopyRows: return true;
+    case Op::LayerNormBackward: return false;
+    case Op::GeluTanhBackward: return false;
+    case Op::ModulateBackward: return false;
+    case Op::GatedAddBackward: return false;
+    case Op::RopeInterleavedBackward: return false;
+    case Op::AttentionFullBackward: return false;
     default: return dtype == DType::F32;  // training and AutoRound ops
   }
 }
@@ -402,6 +407,16 @@ void CudaBackend::attention_impl(Tensor& out, const Tensor& q, const Tensor& k, 
   const int64_t hd = q.dim(-1), Hq = q.dim(-2);
   const AttentionShape sh{q.numel() / (Hq * hd), Hq, k.dim(2), hd, k.dim(0), k.dim(1),
                           rows.mask == AttentionMask::Causal};
+  // Long runs of query rows in one sequence, known from host facts alone (the rows stay on the device): whole
+  // sequences, or a single-slot cache with a prefill's worth of rows (every valid row is then in slot 0). Batches
+  // mixing many slots keep the per-row kernels: the flash kernel's cost grows with the slots a tile of rows spans.
+  constexpr int64_t kFlashMinRows = 64;
+  if (!lse && flash_attention_supported(q.dtype(), hd) &&
+      (rows.whole_sequences || (sh.S == 1 && sh.N >= kFlashMinRows))) {
+    launch_flash_attention(out.raw(), q.raw(), k.raw(), v.raw(), q.dtype(), rows.slot.data<int32_t>(),
+                           rows.position.data<int32_t>(), sh, fault_, stream_);
+    return;
+  }
   const AttentionSplitPlan plan = plan_attention_split(sh, sm_count_);
   if (lse || plan.units >= 2 * static_cast<int64_t>(sm_count_)) {
     // Training (lse saved), and batches whose (row, head) pairs alone fill the chip: a warp per pair.

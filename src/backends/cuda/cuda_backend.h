@@ -95,6 +95,19 @@ class CudaBackend : public Backend {
   void layer_norm_impl(Tensor& y, const Tensor& x, float eps, const Tensor* weight, const Tensor* bias) override;
   void gelu_tanh_impl(Tensor& y, const Tensor& x) override;
   void modulate_impl(Tensor& y, const Tensor& x, const Tensor& scale, const Tensor& shift) override;
+  // The diffusion-transformer, text-encoder and VAE ops (cuda_backend_diffusion.cpp).
+  void silu_impl(Tensor& y, const Tensor& x) override;
+  void gated_add_impl(Tensor& y, const Tensor& x, const Tensor& gate, const Tensor& h) override;
+  void rope_interleaved_impl(Tensor& x, const Tensor& cos, const Tensor& sin) override;
+  void conv2d_impl(Tensor& y, const Tensor& x, const Tensor& w, const Tensor* bias, int64_t padding) override;
+  void group_norm_impl(Tensor& y, const Tensor& x, int64_t groups, float eps, const Tensor* weight,
+                       const Tensor* bias) override;
+  void upsample_nearest2x_impl(Tensor& y, const Tensor& x) override;
+  void transpose_impl(Tensor& y, const Tensor& x) override;
+  void quick_gelu_impl(Tensor& y, const Tensor& x) override;
+  void mul_impl(Tensor& y, const Tensor& a, const Tensor& b) override;
+  void attention_with_bias_impl(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& bias,
+                                float scale) override;
   void linear_backward_impl(Tensor* dx, Tensor* dw, const Tensor& dy, const Tensor& x, const Tensor& w,
                             bool accumulate_dx, bool accumulate_dw) override;
   void rms_norm_backward_impl(Tensor& dx, Tensor* dweight, const Tensor& dy, const Tensor& x, const Tensor& weight,

@@ -44,6 +44,19 @@ NamedTensors gather_samples(const NamedTensors& all, const std::vector<int64_t>&
   return out;
 }
 
+namespace {
+
+// Samples b0..b1−1 of the block's io and conditioning tensors in `all` (those it holds).
+NamedTensors sample_range(const Block& block, const NamedTensors& all, int64_t b0, int64_t b1) {
+  NamedTensors x;
+  for (const std::string& name : block.io_names()) x.set(name, all.at(name).slice_rows(b0, b1));
+  for (const std::string& name : block.conditioning_names())
+    if (all.contains(name)) x.set(name, all.at(name).slice_rows(b0, b1));
+  return x;
+}
+
+}  // namespace
+
 NamedTensors block_forward_all(TuningContext& ctx, const NamedTensors& inputs, int64_t batch) {
   const std::vector<std::string> names = ctx.block().io_names();
   const int64_t n = inputs.at(names.at(0)).dim(0);
@@ -51,8 +64,7 @@ NamedTensors block_forward_all(TuningContext& ctx, const NamedTensors& inputs, i
   for (const std::string& name : names) out.set(name, Tensor::empty(inputs.at(name).shape(), DType::F32));
   for (int64_t b0 = 0; b0 < n; b0 += batch) {
     const int64_t b1 = std::min(n, b0 + batch);
-    NamedTensors x;
-    for (const std::string& name : names) x.set(name, inputs.at(name).slice_rows(b0, b1));
+    const NamedTensors x = sample_range(ctx.block(), inputs, b0, b1);
     const NamedTensors y = ctx.forward(x, /*save_activations=*/false);
     for (const std::string& name : names) {
       const Tensor yt = ctx.backend().download(y.at(name));
@@ -106,12 +118,19 @@ BlockTuningResult tune_block(TuningContext& ctx, const NamedTensors& inputs, con
                shape_str(inputs.at(name).shape()), " vs targets ", shape_str(targets.at(name).shape()), " of \"",
                name, "\"");
   const Tensor& first = inputs.at(names.at(0));
-  const int64_t T = first.dim(1);
   Backend& be = ctx.backend();
-  // The loss runs on the backend: mask, targets and gradients live there (calibration data stays on the host and
-  // each micro-batch is uploaded).
-  std::vector<uint8_t> mask_v = mask_of(opt.batch_size, T);
-  const Tensor mask = be.upload(Tensor::borrow(mask_v.data(), {opt.batch_size * T}, DType::U8, nullptr));
+  // The loss runs on the backend: masks, targets and gradients live there (calibration data stays on the host and
+  // each micro-batch is uploaded). One mask per output: their token counts may differ (FLUX's image and text).
+  NamedTensors masks;
+  for (const std::string& name : names) {
+    const int64_t T = inputs.at(name).dim(1);
+    const std::vector<uint8_t> mask_v = mask_of(opt.batch_size, T);
+    OMNI_CHECK(static_cast<int64_t>(mask_v.size()) == opt.batch_size * T, "tune_block: the loss mask of \"", name,
+               "\" has ", mask_v.size(), " rows, expected ", opt.batch_size * T);
+    Tensor m = Tensor::empty({opt.batch_size * T}, DType::U8);
+    std::memcpy(m.raw(), mask_v.data(), mask_v.size());
+    masks.set(name, be.upload(m));
+  }
   BatchSampler sampler(first.dim(0), opt.batch_size, seed);
   const double lr = opt.effective_lr(), minmax_lr = opt.effective_minmax_lr();
 
@@ -134,7 +153,7 @@ BlockTuningResult tune_block(TuningContext& ctx, const NamedTensors& inputs, con
       const NamedTensors y = ctx.forward(x, /*save_activations=*/true);
       // Each micro-batch contributes 1/grad_accum of the mean, so accumulated gradients are the batch mean's.
       for (const std::string& name : names)
-        loss += be.masked_mse_loss(y.at(name), be.upload(ref.at(name)), mask, &dy.at(name),
+        loss += be.masked_mse_loss(y.at(name), be.upload(ref.at(name)), masks.at(name), &dy.at(name),
                                    1.0 / static_cast<double>(opt.grad_accum));
       ctx.backward(dy);
     }
@@ -169,20 +188,18 @@ std::vector<std::vector<float>> collect_linear_importance(TuningContext& ctx, co
   std::vector<std::vector<double>> sums;
   for (const TunableLinear& l : ctx.linears()) sums.emplace_back(static_cast<size_t>(l.in_features), 0.0);
   const std::vector<std::string> names = ctx.block().io_names();
-  const Tensor& first = inputs.at(names.at(0));
-  const int64_t n = first.dim(0);
-  int64_t tokens = 0;
+  const int64_t n = inputs.at(names.at(0)).dim(0);
+  // Rows per Linear: a decoder's Linears all read the B·T tokens, a FLUX block's adaLN Linears one row per sample.
+  std::vector<int64_t> tokens(sums.size(), 0);
   for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
     const int64_t b1 = std::min(n, b0 + batch_size);
-    NamedTensors x;
-    for (const std::string& name : names) x.set(name, inputs.at(name).slice_rows(b0, b1));
-    ctx.forward(x, /*save_activations=*/true);
-    const int64_t rows = (b1 - b0) * first.dim(1);
-    tokens += rows;
+    ctx.forward(sample_range(ctx.block(), inputs, b0, b1), /*save_activations=*/true);
     for (size_t i = 0; i < sums.size(); ++i) {
       const Tensor xt = ctx.linear_input(ctx.linears()[i].name);
       const float* xp = xt.data<float>();
       const auto K = static_cast<int64_t>(sums[i].size());
+      const int64_t rows = xt.numel() / K;
+      tokens[i] += rows;
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t k = 0; k < K; ++k) {
           const double v = xp[r * K + k];
@@ -191,9 +208,10 @@ std::vector<std::vector<float>> collect_linear_importance(TuningContext& ctx, co
     }
   }
   std::vector<std::vector<float>> imp;
-  for (const auto& s : sums) {
+  for (size_t i = 0; i < sums.size(); ++i) {
+    const std::vector<double>& s = sums[i];
     std::vector<float> m(s.size());
-    for (size_t k = 0; k < s.size(); ++k) m[k] = static_cast<float>(s[k] / static_cast<double>(tokens));
+    for (size_t k = 0; k < s.size(); ++k) m[k] = static_cast<float>(s[k] / static_cast<double>(tokens[i]));
     imp.push_back(std::move(m));
   }
   return imp;

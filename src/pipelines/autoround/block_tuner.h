@@ -31,8 +31,9 @@ class BatchSampler {
 // block_q(inputs[batch]) matches targets[batch]: per iteration t, gradients of the masked MSE (summed over the
 // block's outputs) accumulated over grad_accum micro-batches, a snapshot of the parameters when the loss is the
 // lowest so far (taken before the update), then p ← p − lr·(1 − t/iters)·sign(∂L/∂p). On return the context holds
-// the best snapshot. inputs, targets: [n, T, ...] per io name; `mask(B, T)` says which rows count. `seed` fixes
-// the mini-batch order. on_iter(t, loss, best) is called every iteration.
+// the best snapshot. inputs: [n, T, ...] per io name, and [n, ...] per conditioning name of the block (FLUX's
+// temb and rotary tables); targets: [n, T, ...] per io name; `mask(B, T)` says which rows of an output of T tokens
+// count. `seed` fixes the mini-batch order. on_iter(t, loss, best) is called every iteration.
 BlockTuningResult tune_block(TuningContext& ctx, const NamedTensors& inputs, const NamedTensors& targets,
                              const std::function<std::vector<uint8_t>(int64_t, int64_t)>& mask,
                              const AutoRoundOptions& options, uint64_t seed,
@@ -43,7 +44,8 @@ BlockTuningResult tune_block(TuningContext& ctx, const NamedTensors& inputs, con
 std::vector<std::vector<float>> collect_linear_importance(TuningContext& ctx, const NamedTensors& inputs,
                                                           int64_t batch_size);
 
-// Runs the block (in its current weight mode) over all samples, `batch` at a time: [n, T, ...] → [n, T, ...].
+// Runs the block (in its current weight mode) over all samples, `batch` at a time: [n, T, ...] → [n, T, ...] per
+// io name (with the conditioning tensors `inputs` holds).
 NamedTensors block_forward_all(TuningContext& ctx, const NamedTensors& inputs, int64_t batch);
 
 // Rows `idx` of [n, ...] tensors as new [idx.size(), ...] tensors.

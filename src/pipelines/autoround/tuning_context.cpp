@@ -127,18 +127,30 @@ void TuningContext::zero_grads() {
 
 void TuningContext::set_batch(int64_t B, int64_t T) {
   if (B == B_ && T == T_ && positions_.defined()) return;
+  if (B != B_) attention_rows_.clear();
   B_ = B;
   T_ = T;
-  std::vector<int32_t> slot(static_cast<size_t>(B * T)), pos(static_cast<size_t>(B * T));
+  std::vector<int32_t> pos(static_cast<size_t>(B * T));
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t) {
-      slot[static_cast<size_t>(b * T + t)] = static_cast<int32_t>(b);
-      pos[static_cast<size_t>(b * T + t)] = static_cast<int32_t>(t);
-    }
+    for (int64_t t = 0; t < T; ++t) pos[static_cast<size_t>(b * T + t)] = static_cast<int32_t>(t);
   positions_ = be_.upload(Tensor::from_i32(pos, {B * T}));
-  rows_.slot = be_.upload(Tensor::from_i32(slot, {B * T}));
-  rows_.position = positions_;
-  rows_.whole_sequences = true;
+}
+
+const AttentionRows& TuningContext::attention_rows(int64_t L) {
+  auto it = attention_rows_.find(L);
+  if (it != attention_rows_.end()) return it->second;
+  std::vector<int32_t> slot(static_cast<size_t>(B_ * L)), pos(static_cast<size_t>(B_ * L));
+  for (int64_t b = 0; b < B_; ++b)
+    for (int64_t t = 0; t < L; ++t) {
+      slot[static_cast<size_t>(b * L + t)] = static_cast<int32_t>(b);
+      pos[static_cast<size_t>(b * L + t)] = static_cast<int32_t>(t);
+    }
+  AttentionRows rows;
+  rows.slot = be_.upload(Tensor::from_i32(slot, {B_ * L}));
+  rows.position = be_.upload(Tensor::from_i32(pos, {B_ * L}));
+  rows.mask = block_.attention_mask();
+  rows.whole_sequences = true;
+  return attention_rows_.emplace(L, std::move(rows)).first->second;
 }
 
 NamedTensors TuningContext::forward(const NamedTensors& in, bool save_activations) {
@@ -152,13 +164,25 @@ NamedTensors TuningContext::forward(const NamedTensors& in, bool save_activation
   // The weights as they are now; backward() uses the same tensors.
   for (size_t i = 0; i < linears_.size(); ++i) forward_w_[i] = linears_[i].weight_used;
   NamedTensors rows_in, rows_out;
+  io_shapes_.clear();
   for (const std::string& n : names) {
     const Tensor& x = in.at(n);
-    OMNI_CHECK(x.dtype() == DType::F32 && x.ndim() == 3 && x.dim(0) == B_ && x.dim(1) == T_,
-               "TuningContext::forward: \"", n, "\" must be F32 [", B_, ", ", T_, ", D], got ",
-               dtype_name(x.dtype()), " ", shape_str(x.shape()));
+    OMNI_CHECK(x.dtype() == DType::F32 && x.ndim() == 3 && x.dim(0) == B_, "TuningContext::forward: \"", n,
+               "\" must be F32 [", B_, ", T, D], got ", dtype_name(x.dtype()), " ", shape_str(x.shape()));
     rows_in.set(n, on_backend(x, "forward").view(rows_shape(x.shape())));
     rows_out.set(n, be_.alloc(rows_shape(x.shape()), DType::F32));
+    io_shapes_[n] = x.shape();
+  }
+  conditioning_ = NamedTensors();
+  for (const std::string& n : block_.conditioning_names()) {
+    OMNI_CHECK(in.contains(n), "TuningContext::forward: the block's conditioning \"", n, "\" is missing");
+    const Tensor& c = in.at(n);
+    OMNI_CHECK(c.dtype() == DType::F32 && c.ndim() >= 2 && c.dim(0) == B_, "TuningContext::forward: conditioning \"",
+               n, "\" must be F32 [", B_, ", ...], got ", dtype_name(c.dtype()), " ", shape_str(c.shape()));
+    Tensor t = on_backend(c, "forward");
+    if (t.ndim() >= 3) t = t.view(rows_shape(t.shape()));
+    rows_in.set(n, t);
+    conditioning_.set(n, t);
   }
   block_.forward(*this, rows_in, rows_out);
   saved_ = save_activations;
@@ -197,16 +221,20 @@ void TuningContext::linear_backward(std::string_view name, Tensor* dx, const Ten
   be_.fake_quant_backward(L.grad_v, L.grad_alpha, L.grad_beta, gw, L.weight, L.v, L.alpha, L.beta, L.spec.scheme);
 }
 
+// The sequence length of attention is the block's (T for a decoder, FLUX's joint L = Nt + Ni): the rows of k over
+// the B samples.
 void TuningContext::attention(Tensor& out, const Tensor& q, const Tensor& k, const Tensor& v, Tensor* lse) {
-  const Tensor k4 = k.view({B_, T_, k.dim(-2), k.dim(-1)}), v4 = v.view({B_, T_, v.dim(-2), v.dim(-1)});
-  be_.attention(out, q, k4, v4, rows_, lse);
+  const int64_t L = k.numel() / (B_ * k.dim(-2) * k.dim(-1));
+  const Shape kv = {B_, L, k.dim(-2), k.dim(-1)};
+  be_.attention(out, q, k.view(kv), v.view(kv), attention_rows(L), lse);
 }
 
 void TuningContext::attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
                                        const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse) {
-  const Shape kv = {B_, T_, k.dim(-2), k.dim(-1)};
+  const int64_t L = k.numel() / (B_ * k.dim(-2) * k.dim(-1));
+  const Shape kv = {B_, L, k.dim(-2), k.dim(-1)};
   Tensor dk4 = dk.view(kv), dv4 = dv.view(kv);
-  be_.attention_backward(dq, dk4, dv4, dout, q, k.view(kv), v.view(kv), out, lse, rows_);
+  be_.attention_backward(dq, dk4, dv4, dout, q, k.view(kv), v.view(kv), out, lse, attention_rows(L));
 }
 
 void TuningContext::backward(const NamedTensors& d_out, NamedTensors* d_in) {
@@ -216,12 +244,14 @@ void TuningContext::backward(const NamedTensors& d_out, NamedTensors* d_in) {
   NamedTensors rows_dy, rows_dx;
   for (const std::string& n : names) {
     const Tensor& dy = d_out.at(n);
-    OMNI_CHECK(dy.dtype() == DType::F32 && dy.ndim() == 3 && dy.dim(0) == B_ && dy.dim(1) == T_,
-               "TuningContext::backward: \"", n, "\" must be F32 [", B_, ", ", T_, ", D], got ",
-               dtype_name(dy.dtype()), " ", shape_str(dy.shape()));
+    const Shape& want = io_shapes_.at(n);
+    OMNI_CHECK(dy.dtype() == DType::F32 && dy.shape() == want, "TuningContext::backward: \"", n,
+               "\" must be F32 ", shape_str(want), " (the forward's), got ", dtype_name(dy.dtype()), " ",
+               shape_str(dy.shape()));
     rows_dy.set(n, on_backend(dy, "backward").view(rows_shape(dy.shape())));
     if (d_in) rows_dx.set(n, be_.alloc(rows_shape(dy.shape()), DType::F32));
   }
+  for (const auto& [n, t] : conditioning_.items()) rows_dy.set(n, t);
   block_.backward(*this, rows_dy, d_in ? &rows_dx : nullptr);
   if (!d_in) return;
   for (const std::string& n : names) d_in->set(n, rows_dx.at(n).view(d_out.at(n).shape()));

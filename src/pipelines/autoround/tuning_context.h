@@ -3,8 +3,14 @@
 // offsets V and min/max shrink factors alpha/beta, their gradients and the weight the forward currently
 // multiplies by (Ŵ = QDQ(W; V, alpha, beta), or W). The block's own forward and backward (written once, in
 // nn/ or models/) run through this context: a Linear multiplies by Ŵ, every named activation is kept for the
-// backward, attention stays within each sample (positions 0..T−1) and saves its log-sum-exp, and the backward
-// of each quantized Linear folds ∂L/∂Ŵ into ∂L/∂V, ∂L/∂alpha, ∂L/∂beta by the straight-through estimator.
+// backward, attention stays within each sample (positions 0..T−1; the block's attention_mask(): causal for a
+// decoder, the whole joint sequence for a FLUX block) and saves its log-sum-exp, and the backward of each
+// quantized Linear folds ∂L/∂Ŵ into ∂L/∂V, ∂L/∂alpha, ∂L/∂beta by the straight-through estimator.
+//
+// Tensors per sample: every io tensor F32 [B, T, D] (one B; T may differ between them: a FLUX block's image and
+// text tokens), passed to the block as its rows [B·T, D]; conditioning tensors (Block::conditioning_names(), e.g.
+// FLUX's temb [B, D] and rotary tables [B, L, hd]) beside them, [B, D] as is and [B, L, ...] as rows [B·L, ...],
+// handed to the backward too.
 //
 // Typical tuner step:
 //   ctx.refresh_weights(TuningContext::WeightMode::FakeQuant);  // clamps alpha/beta, recomputes Ŵ
@@ -77,9 +83,10 @@ class TuningContext : public BlockContext {
   void use_weights(const std::vector<std::pair<std::string, Tensor>>& weights);
   WeightMode weight_mode() const { return mode_; }
 
-  // in: F32 [B, T, ...] per io name of the block, on the CPU (uploaded) or on the backend. Returns the outputs,
-  // F32 of the same shapes, on the backend (download them to read them on the host). With save_activations the
-  // backward may follow. Uses each Linear's weight_used as it is now.
+  // in: F32 [B, T, D] per io name of the block and [B, ...] per conditioning name, on the CPU (uploaded) or on the
+  // backend (other tensors in `in` are ignored). Returns the outputs, F32 of the io shapes, on the backend
+  // (download them to read them on the host). With save_activations the backward may follow. Uses each Linear's
+  // weight_used as it is now.
   NamedTensors forward(const NamedTensors& in, bool save_activations);
   // d_out: F32 ∂L/∂out of the last saved forward (CPU or backend). Adds ∂L/∂V, ∂L/∂alpha, ∂L/∂beta of every
   // quantized Linear (in FakeQuant mode) to its grad_* buffers; with d_in, returns ∂L/∂in (F32, on the backend).
@@ -113,8 +120,10 @@ class TuningContext : public BlockContext {
   size_t index_of(std::string_view name) const;
   // t itself when it is on the backend's device, else an upload of the CPU tensor.
   Tensor on_backend(const Tensor& t, const char* op);
-  // Sets B, T, the positions and the attention rows for a micro-batch.
+  // Sets B, T and the positions for a micro-batch.
   void set_batch(int64_t B, int64_t T);
+  // The rows of attention within each of the B samples of L rows, with the block's mask (built once per L).
+  const AttentionRows& attention_rows(int64_t L);
   Tensor filled(const Shape& shape, float value);
 
   const Block& block_;
@@ -128,7 +137,9 @@ class TuningContext : public BlockContext {
   WeightMode mode_ = WeightMode::Original;
   int64_t B_ = 0, T_ = 0;
   Tensor positions_;
-  AttentionRows rows_;
+  std::map<int64_t, AttentionRows> attention_rows_;  // by sequence length, for the current B
+  std::map<std::string, Shape, std::less<>> io_shapes_;  // of the last forward
+  NamedTensors conditioning_;  // of the last forward, on the backend, as the block read it
   bool saved_ = false;
 };
 

@@ -83,6 +83,19 @@ int64_t attention_split_scratch_floats(const AttentionShape& shape, const Attent
 void launch_attention_split(void* out, const void* q, const void* k, const void* v, DType act, const int32_t* slot,
                             const int32_t* position, const AttentionShape& shape, const AttentionSplitPlan& plan,
                             float* scratch, int* counters, DeviceFault* fault, cudaStream_t s);
+// Tensor-core inference attention (flash_attention.cu): BF16/F16 with head dims 64 and 128 (flash_attention_supported),
+// no lse, any rows (one pass over the keys per distinct slot in a tile of query rows: fast when rows come in long
+// runs of one sequence, as whole sequences and a single slot's prefill do). `variant` picks the kernel and tile
+// shape: −1 the default (the wgmma kernel on sm_90, the mma.sync one, variant 0, elsewhere;
+// OMNI_FLASH_ATTENTION_VARIANT=n in the environment forces variant n); the benchmark times every one of the
+// flash_attention_variants of a head dim.
+bool flash_attention_supported(DType act, int64_t hd);
+void launch_flash_attention(void* out, const void* q, const void* k, const void* v, DType act, const int32_t* slot,
+                            const int32_t* position, const AttentionShape& shape, DeviceFault* fault, cudaStream_t s,
+                            int variant = -1);
+int flash_attention_variants(int64_t hd);
+int flash_attention_default_variant(int64_t hd);  // on the current device
+const char* flash_attention_variant_name(int64_t hd, int variant);
 // The training backward (f32, rows = slots × capacity in order). `delta` is f32 scratch [N, Hq].
 void launch_attention_backward(float* dq, float* dk, float* dv, const float* dout, const float* q, const float* k,
                                const float* v, const float* out, const float* lse, float* delta,
@@ -109,5 +122,53 @@ void launch_fake_quant_backward(float* grad_v, float* grad_alpha, float* grad_be
 void launch_dequantize_gptq(void* out, DType out_dtype, const int32_t* qweight, const uint16_t* scales_f16,
                             const uint8_t* zeros, const int32_t* g_idx, int bits, int64_t K, int64_t N,
                             int64_t group_size, cudaStream_t s);
+
+// ---- diffusion transformer and text encoder elementwise ops (diffusion_ops.cu) ----
+void launch_silu(void* y, const void* x, int64_t n, DType act, cudaStream_t s);
+void launch_quick_gelu(void* y, const void* x, int64_t n, DType act, cudaStream_t s);
+void launch_mul(void* y, const void* a, const void* b, int64_t n, DType act, cudaStream_t s);
+// y[b, t, :] = x[b, t, :] + gate[b, :] · h[b, t, :], x [B, T, D].
+void launch_gated_add(void* y, const void* x, const void* gate, const void* h, int64_t B, int64_t T, int64_t D,
+                      DType act, cudaStream_t s);
+// In place on x [N, H, hd]: pairs (2k, 2k+1) rotated by the f32 tables cos, sin [N, hd].
+void launch_rope_interleaved(void* x, const float* cos, const float* sin, int64_t N, int64_t H, int64_t hd, DType act,
+                             cudaStream_t s);
+
+// ---- attention with an additive bias (attention_bias.cu) ----
+// out [B, Lq, H, hd] = softmax(scale · q·kᵀ + bias) · v, k and v [B, Lk, H, hd], bias f32 [H, Lq, Lk] or (per
+// sample) [B, H, Lq, Lk]; a row whose keys are all −inf gives zeros.
+void launch_attention_with_bias(void* out, const void* q, const void* k, const void* v, const float* bias, int64_t B,
+                                int64_t Lq, int64_t Lk, int64_t H, int64_t hd, bool bias_per_sample, float scale,
+                                DType act, cudaStream_t s);
+
+// ---- image ops (image_ops.cu) ----
+// The column matrix of conv2d for output rows r0 .. r0 + rows − 1 of `images` consecutive images of x [., Cin, H, W]:
+// col [images, Cin·kh·kw, rows·Wo] (zero padding), in the activation dtype.
+void launch_im2col(void* col, const void* x, DType act, int64_t images, int64_t Cin, int64_t H, int64_t W, int64_t kh,
+                   int64_t kw, int64_t pad, int64_t Wo, int64_t r0, int64_t rows, cudaStream_t s);
+// conv2d computed directly (f32 weights and sums) for Cout <= kMaxDirectCout; bias may be null.
+constexpr int kMaxDirectCout = 8;
+void launch_conv2d_direct(void* y, const void* x, DType act, const float* w, const float* bias, int64_t B, int64_t Cin,
+                          int64_t H, int64_t W, int64_t Cout, int64_t kh, int64_t kw, int64_t pad, cudaStream_t s);
+// y [B, Cout, P] = bias[co] in every position of channel co.
+void launch_fill_channels(void* y, DType act, const float* bias, int64_t B, int64_t Cout, int64_t P, cudaStream_t s);
+// GroupNorm of x [B, C, S] in G groups: per-slice statistics, merged per group in double, then y = x·a + s per
+// channel. The plan fixes the slices; `scratch` holds scratch_floats f32.
+struct GroupNormPlan {
+  int64_t n = 0;       // values per group, (C / G) · S
+  int64_t chunk = 0;   // values per statistics block
+  int64_t splits = 1;  // statistics blocks per group
+  int64_t scratch_floats = 0;
+};
+GroupNormPlan plan_group_norm(int64_t B, int64_t C, int64_t S, int64_t G);
+void launch_group_norm(void* y, const void* x, DType act, int64_t B, int64_t C, int64_t S, int64_t G, float eps,
+                       const float* weight, const float* bias, const GroupNormPlan& plan, float* scratch,
+                       cudaStream_t s);
+// y [planes, 2H, 2W] = x [planes, H, W] repeated 2×2; bits copied (elements of elem_size bytes).
+void launch_upsample_nearest2x(void* y, const void* x, size_t elem_size, int64_t planes, int64_t H, int64_t W,
+                               cudaStream_t s);
+// y [batch, N, M] = x [batch, M, N] transposed; bits copied.
+void launch_transpose_last2(void* y, const void* x, size_t elem_size, int64_t batch, int64_t M, int64_t N,
+                            cudaStream_t s);
 
 }  // namespace omni::cuda
