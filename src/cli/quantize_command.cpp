@@ -21,6 +21,7 @@
 #include "pipelines/autoround/autoround.h"
 #include "quant/export.h"
 #include "quant/quant_summary.h"
+#include "pipelines/diffusion/flux_autoround.h"
 #include "pipelines/diffusion/quantize_pipeline_folder.h"
 #include "quant/rtn_checkpoint.h"
 
@@ -43,7 +44,18 @@ struct QuantizeArgs {
   // Set when given on the command line, so a recipe does not override them.
   int64_t iters = -1, nsamples = -1;
   double lr = -1;
+  // Calibration of a diffusers pipeline folder (AutoRound of its transformer); unset: FluxCalibrationOptions'.
+  std::string calib_size;
+  int64_t calib_steps = -1, max_sequence_length = -1;
+  double calib_guidance = std::nan("");
+  bool pipeline_calibration_given() const {
+    return !calib_size.empty() || calib_steps >= 0 || max_sequence_length >= 0 || !std::isnan(calib_guidance);
+  }
 };
+
+// Captions used when --nsamples is not given for a pipeline folder: 32 captions × 4 steps = 128 samples, the
+// text quantizer's default count (flux_calibration.h).
+constexpr int64_t kDefaultPipelineCaptions = 32;
 
 std::string mmss(double s) {
   char buf[32];
@@ -53,6 +65,34 @@ std::string mmss(double s) {
 
 int run_quantize_checked(QuantizeArgs& a);
 
+// The log line sink, a live progress line on a terminal, and with --loss-every one line per N iterations. The
+// --loss-every callback calls cb.log, so cb must outlive the run.
+void set_up_callbacks(AutoRoundCallbacks& cb, int64_t loss_every) {
+  const bool tty = isatty(STDERR_FILENO) != 0;
+  cb.log = [tty](const std::string& line) { std::cerr << (tty ? "\r\033[K" : "") << line << "\n"; };
+  if (tty)
+    cb.progress = [](const AutoRoundProgress& p) {
+      std::fprintf(stderr, "\r\033[Kblock %lld/%lld  iter %lld/%lld  loss %.6g  best %.6g  elapsed %s  ETA %s",
+                   static_cast<long long>(p.block + 1), static_cast<long long>(p.blocks),
+                   static_cast<long long>(p.iter), static_cast<long long>(p.iters), p.loss, p.best_loss,
+                   mmss(p.elapsed_seconds).c_str(), mmss(p.eta_seconds).c_str());
+    };
+  if (loss_every > 0)  // one line per N iterations (0-based, as the block summary's best iter), and the last
+    cb.progress = [every = loss_every, live = cb.progress, &cb](const AutoRoundProgress& p) {
+      const long long t = static_cast<long long>(p.iter - 1);
+      if (t % every == 0 || p.iter == p.iters)
+        cb.log(str_cat("loss curve: block ", p.block, " iter ", t, " loss ", p.loss));
+      if (live) live(p);
+    };
+}
+
+void print_block_table(const AutoRoundSummary& s) {
+  std::printf("| block | initial loss | best loss | best iter | seconds |\n|---:|---:|---:|---:|---:|\n");
+  for (const BlockTuningReport& b : s.blocks)
+    std::printf("| %lld | %.6g | %.6g | %lld | %.1f%s |\n", static_cast<long long>(b.block), b.tuning.initial_loss,
+                b.tuning.best_loss, static_cast<long long>(b.tuning.best_iter), b.seconds, b.resumed ? " (resumed)" : "");
+}
+
 int run_quantize(QuantizeArgs& a) {
   try {
     return run_quantize_checked(a);
@@ -61,14 +101,66 @@ int run_quantize(QuantizeArgs& a) {
   }
 }
 
-// A diffusers pipeline folder: its transformer is quantized, the other components copied. Round-to-nearest only
-// for now (AutoRound over denoising steps needs the FLUX blocks' backward and the calibration capture).
+// AutoRound of a pipeline folder's transformer: captions through the pipeline's denoising loop, then the
+// block-wise tuning (pipelines/diffusion/flux_autoround.h). As auto-round does for diffusion models, tuning runs
+// at batch 1 with --batch-size × --grad-accum micro-batches accumulated per step.
+int run_autoround_pipeline(QuantizeArgs& a) {
+  FluxAutoRoundOptions fo;
+  AutoRoundOptions& o = fo.tuning;
+  o = a.opt;
+  o.apply_recipe(a.recipe);
+  if (a.iters >= 0) o.iters = a.iters;
+  o.nsamples = a.nsamples >= 0 ? a.nsamples : kDefaultPipelineCaptions;
+  if (a.lr >= 0) o.lr = a.lr;
+  o.scheme = QuantScheme{a.bits, a.group_size, !a.asym};
+  o.format = parse_quantized_checkpoint_format(a.format);
+  o.enable_quanted_input = !a.no_quanted_input;
+  o.enable_minmax_tuning = !a.no_minmax;
+  o.grad_accum = a.opt.batch_size * a.opt.grad_accum;
+  o.batch_size = 1;
+  OMNI_CHECK(a.opt.calib_tokens.empty(), "--calib-tokens is for text models; a pipeline folder calibrates from "
+             "captions (--dataset FILE, one caption a line)");
+  if (o.dataset.empty()) {
+    const std::string shipped = a.model_dir + "/calibration.txt";
+    OMNI_CHECK(file_exists(shipped), "no --dataset given and ", shipped, " does not exist (AutoRound of a pipeline "
+               "folder needs calibration captions, one a line; --rtn needs none)");
+    o.dataset = shipped;
+  }
+  FluxCalibrationOptions& c = fo.calibration;
+  if (!a.calib_size.empty()) std::tie(c.width, c.height) = parse_image_size(a.calib_size, "--calib-size");
+  if (a.calib_steps >= 0) c.steps = a.calib_steps;
+  if (!std::isnan(a.calib_guidance)) c.guidance = static_cast<float>(a.calib_guidance);
+  if (a.max_sequence_length >= 0) c.max_sequence_length = a.max_sequence_length;
+  c.seed = o.seed;
+
+  AutoRoundCallbacks cb;
+  set_up_callbacks(cb, a.loss_every);
+  const std::unique_ptr<Backend> backend = make_backend(a.backend, "f32");
+  std::printf("tuning on %s: calibration %lldx%lld, %lld steps, batch 1 × %lld accumulated\n",
+              backend->name().c_str(), static_cast<long long>(c.width), static_cast<long long>(c.height),
+              static_cast<long long>(c.steps), static_cast<long long>(o.grad_accum));
+  const auto t0 = std::chrono::steady_clock::now();
+  const FluxAutoRoundSummary s = quantize_pipeline_folder_autoround(a.model_dir, a.out_dir, fo, cb, *backend);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("AutoRound of the transformer: %s, %lld captions × %lld steps = %lld samples (%lld tokens); copied "
+              "%zu components unchanged\n",
+              describe_quantization(s.tuning.config).c_str(), static_cast<long long>(s.captions),
+              static_cast<long long>(c.steps), static_cast<long long>(s.samples),
+              static_cast<long long>(s.tuning.calibration_tokens), s.copied.size());
+  print_block_table(s.tuning);
+  if (!s.tuning.skipped.empty()) std::printf("kept 16-bit: %zu linear layers (shapes)\n", s.tuning.skipped.size());
+  std::printf("wall time %.1f s | peak memory %.0f MiB\nwrote %s\n", secs, peak_rss_bytes() / 1048576.0,
+              a.out_dir.c_str());
+  return 0;
+}
+
+// A diffusers pipeline folder: its transformer is quantized, the other components copied. RTN with --rtn (or
+// --iters 0), AutoRound otherwise.
 int run_quantize_pipeline(QuantizeArgs& a) {
-  OMNI_CHECK(a.rtn || a.iters == 0, a.model_dir, " is a diffusers pipeline folder: only --rtn is implemented for ",
-             "its transformer so far (AutoRound of diffusion transformers is not written yet)");
-  OMNI_CHECK(!a.rtn_opt, "--rtn-opt is not implemented for diffusers pipeline folders (use --rtn)");
+  OMNI_CHECK(!a.rtn_opt, "--rtn-opt is not implemented for diffusers pipeline folders (use --rtn or AutoRound)");
   OMNI_CHECK(a.scheme == "W4A16" || a.bits != 4, "--scheme ", a.scheme,
              " is not supported (W4A16; use --bits for other widths)");
+  if (!(a.rtn || a.iters == 0)) return run_autoround_pipeline(a);
   RtnOptions r;
   r.scheme = QuantScheme{a.bits, a.group_size, !a.asym};
   r.format = parse_quantized_checkpoint_format(a.format);
@@ -89,6 +181,8 @@ int run_quantize_pipeline(QuantizeArgs& a) {
 
 int run_quantize_checked(QuantizeArgs& a) {
   if (is_pipeline_folder(a.model_dir)) return run_quantize_pipeline(a);
+  OMNI_CHECK(!a.pipeline_calibration_given(), "--calib-size, --calib-steps, --calib-guidance and "
+             "--max-sequence-length are for diffusers pipeline folders; ", a.model_dir, " is a text model");
   model_architecture(a.model_dir);  // an unsupported architecture or a bad config fails here, before any work
   // Leftovers of a killed earlier run beside OUT go first (an output it was replacing is put back), so that the
   // check below sees what is really there.
@@ -129,23 +223,8 @@ int run_quantize_checked(QuantizeArgs& a) {
     std::printf("RTN: quantized %zu linear layers (%zu left 16-bit): %s\n", s.quantized.size(), s.skipped.size(),
                 describe_quantization(s.config).c_str());
   } else {
-    const bool tty = isatty(STDERR_FILENO) != 0;
     AutoRoundCallbacks cb;
-    cb.log = [tty](const std::string& line) { std::cerr << (tty ? "\r\033[K" : "") << line << "\n"; };
-    if (tty)
-      cb.progress = [](const AutoRoundProgress& p) {
-        std::fprintf(stderr, "\r\033[Kblock %lld/%lld  iter %lld/%lld  loss %.6g  best %.6g  elapsed %s  ETA %s",
-                     static_cast<long long>(p.block + 1), static_cast<long long>(p.blocks),
-                     static_cast<long long>(p.iter), static_cast<long long>(p.iters), p.loss, p.best_loss,
-                     mmss(p.elapsed_seconds).c_str(), mmss(p.eta_seconds).c_str());
-      };
-    if (a.loss_every > 0)  // one line per N iterations (0-based, as the block summary's best iter), and the last
-      cb.progress = [every = a.loss_every, live = cb.progress, &cb](const AutoRoundProgress& p) {
-        const long long t = static_cast<long long>(p.iter - 1);
-        if (t % every == 0 || p.iter == p.iters)
-          cb.log(str_cat("loss curve: block ", p.block, " iter ", t, " loss ", p.loss));
-        if (live) live(p);
-      };
+    set_up_callbacks(cb, a.loss_every);
     // Tuning is f32 by the backend contract, on whichever device --device names.
     const std::unique_ptr<Backend> backend = make_backend(a.backend, "f32");
     std::printf("tuning on %s\n", backend->name().c_str());
@@ -154,10 +233,7 @@ int run_quantize_checked(QuantizeArgs& a) {
     std::printf("%s: %s, %lld calibration tokens\n", name, describe_quantization(s.config).c_str(),
                 static_cast<long long>(s.calibration_tokens));
     if (o.method == QuantMethod::AutoRound) {
-      std::printf("| block | initial loss | best loss | best iter | seconds |\n|---:|---:|---:|---:|---:|\n");
-      for (const BlockTuningReport& b : s.blocks)
-        std::printf("| %lld | %.6g | %.6g | %lld | %.1f%s |\n", static_cast<long long>(b.block), b.tuning.initial_loss,
-                    b.tuning.best_loss, static_cast<long long>(b.tuning.best_iter), b.seconds, b.resumed ? " (resumed)" : "");
+      print_block_table(s);
     }
     if (!s.skipped.empty()) std::printf("kept 16-bit: %zu linear layers (shapes)\n", s.skipped.size());
   }
@@ -185,10 +261,14 @@ std::function<int()> add_quantize_command(CLI::App& app) {
   sub->add_flag("--asym", a->asym, "asymmetric (zero point) instead of full-range symmetric; auto_gptq format only");
   sub->add_option("--iters", a->iters, "tuning iterations per block (default 200; 0 = RTN)")
       ->check(omni::cli::non_negative());
-  sub->add_option("--nsamples", a->nsamples, "calibration samples (default 128)")->check(omni::cli::positive());
+  sub->add_option("--nsamples", a->nsamples, "calibration samples (default 128); for a pipeline folder, captions "
+                                             "(default 32, each giving --calib-steps samples)")
+      ->check(omni::cli::positive());
   sub->add_option("--seqlen", a->opt.seqlen, "tokens per calibration sample (default 2048)")
       ->check(omni::cli::in_range(2, 1 << 20));
-  sub->add_option("--batch-size", a->opt.batch_size, "samples per mini-batch (default 8)")->check(omni::cli::positive());
+  sub->add_option("--batch-size", a->opt.batch_size, "samples per mini-batch (default 8); a pipeline folder tunes at "
+                                                      "batch 1, accumulating --batch-size × --grad-accum per step")
+      ->check(omni::cli::positive());
   sub->add_option("--grad-accum", a->opt.grad_accum, "mini-batches per update (default 1)")
       ->check(omni::cli::positive());
   sub->add_option("--lr", a->lr, "learning rate of V (default 1/iters)")->check(omni::cli::positive());
@@ -203,7 +283,8 @@ std::function<int()> add_quantize_command(CLI::App& app) {
   sub->add_flag("--no-minmax-tuning", a->no_minmax, "tune only V, not alpha/beta");
   sub->add_option("--format", a->format, "auto_round (default) or auto_gptq")
       ->check(CLI::IsMember({"auto_round", "auto_gptq"}));
-  sub->add_option("--dataset", a->opt.dataset, "calibration text: one sample per line, or JSONL with \"text\" "
+  sub->add_option("--dataset", a->opt.dataset, "calibration text: one sample per line, or JSONL with \"text\"; for a "
+                                               "pipeline folder, captions one a line "
                                                "(default: MODEL_DIR/calibration.txt)")
       ->check(CLI::ExistingFile);
   sub->add_option("--calib-policy", a->calib_policy,
@@ -217,7 +298,18 @@ std::function<int()> add_quantize_command(CLI::App& app) {
       ->check(CLI::ExistingFile)
       ->excludes(sub->get_option("--dataset"))
       ->excludes(sub->get_option("--calib-policy"));
-  sub->add_option("--seed", a->opt.seed, "seed of the sample order (default 42)");
+  sub->add_option("--seed", a->opt.seed, "seed of the sample order (default 42); for a pipeline folder also of the "
+                                         "calibration noise");
+  sub->add_option("--calib-size", a->calib_size, "pipeline folders: WIDTHxHEIGHT of the calibration images "
+                                                 "(default 256x256)");
+  sub->add_option("--calib-steps", a->calib_steps, "pipeline folders: denoising steps per caption, each a "
+                                                   "calibration sample (default 4)")
+      ->check(omni::cli::in_range(1, 1000));
+  sub->add_option("--calib-guidance", a->calib_guidance, "pipeline folders: distilled guidance of the calibration "
+                                                         "images (default 3.5)");
+  sub->add_option("--max-sequence-length", a->max_sequence_length, "pipeline folders: T5 tokens of the captions "
+                                                                   "(default 512; FLUX.1-schnell 256)")
+      ->check(omni::cli::in_range(1, 4096));
   sub->add_option("--loss-every", a->loss_every, "print each block's mini-batch loss every N iterations (default 0: off)")
       ->check(omni::cli::non_negative());
   sub->add_flag("--resume", a->opt.resume, "continue an interrupted run from OUT_DIR.partial");

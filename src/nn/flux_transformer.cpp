@@ -89,6 +89,7 @@ struct FluxTransformer::Impl {
   std::vector<BlockWeights> double_blocks, single_blocks;
   FluxDoubleBlock double_def;
   FluxSingleBlock single_def;
+  std::function<void(const NamedTensors&)> block_input_observer;
 
   Impl(const FluxSpec& s, Backend& be) : spec(s), backend(be), double_def(s), single_def(s) {}
 
@@ -115,6 +116,9 @@ FluxTransformer::FluxTransformer(std::unique_ptr<Impl> impl) : impl_(std::move(i
 FluxTransformer::~FluxTransformer() = default;
 const FluxSpec& FluxTransformer::spec() const { return impl_->spec; }
 const LoadReport& FluxTransformer::load_report() const { return impl_->report; }
+void FluxTransformer::set_block_input_observer(std::function<void(const NamedTensors&)> observer) {
+  impl_->block_input_observer = std::move(observer);
+}
 
 std::unique_ptr<FluxTransformer> FluxTransformer::open(const std::string& dir, const FluxSpec& s, Backend& backend) {
   auto impl = std::make_unique<Impl>(s, backend);
@@ -275,6 +279,7 @@ Tensor FluxTransformer::forward(const FluxInputs& in, FluxTrace* trace) {
   }
   io.set("rope_cos", be.upload(cos));
   io.set("rope_sin", be.upload(sin));
+  if (m.block_input_observer) m.block_input_observer(io);
 
   FluxContext ctx(be, B, L);
   auto run = [&](const Block& def, const BlockWeights& w) {

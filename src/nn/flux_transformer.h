@@ -4,6 +4,7 @@
 // latents (../shared/docs/reference/flux.md §1.6).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +16,7 @@
 namespace omni {
 
 class CheckpointLinears;
+class NamedTensors;
 
 struct FluxInputs {
   Tensor hidden_states;          // [B, Ni, in_channels] packed latents (host, float)
@@ -47,6 +49,10 @@ class FluxTransformer {
   const LoadReport& load_report() const;
   // The velocity [B, Ni, out_channels] as a CPU F32 tensor.
   Tensor forward(const FluxInputs& in, FluxTrace* trace = nullptr);
+  // Called by every later forward with the first double block's inputs, on the backend in its activation dtype
+  // ("img" [B, Ni, D], "txt" [B, Nt, D], "temb" [B, D], "rope_cos"/"rope_sin" F32 [B·L, hd]): AutoRound's
+  // calibration capture watches the denoising loop through it. An empty function removes the observer.
+  void set_block_input_observer(std::function<void(const NamedTensors&)> observer);
 
   // Rotary tables of the joint sequence [txt; img] for ids [L, 3] (float64 angles, as diffusers computes them
   // off Apple/NPU devices, rounded to F32): cos and sin [L, head_dim], each frequency repeated for its pair.

@@ -39,24 +39,11 @@ bool is_pipeline_folder(const std::string& dir) {
   return fs::is_regular_file(fs::path(dir) / "model_index.json", ec);
 }
 
-PipelineQuantizeSummary quantize_pipeline_folder_rtn(const std::string& in_dir, const std::string& out_dir,
-                                                     RtnOptions opts) {
-  check_model_index(in_dir);
-  const std::string transformer_in = (fs::path(in_dir) / kTransformer).string();
-  const FluxSpec spec = read_flux_transformer_config(transformer_in);
-  clean_stale_temp_siblings(out_dir, opts.progress);
-  check_export_target(out_dir, in_dir, opts.overwrite);
+void check_flux_pipeline_folder(const std::string& in_dir) { check_model_index(in_dir); }
 
-  opts.block_names = {"transformer_blocks", "single_transformer_blocks"};
-  std::set<std::string> names;
-  const FluxDoubleBlock double_block(spec);
-  const FluxSingleBlock single_block(spec);
-  for (const Block* b : {static_cast<const Block*>(&double_block), static_cast<const Block*>(&single_block)})
-    for (const LinearDesc& d : b->linears()) names.insert(d.name);
-  opts.linear_names.assign(names.begin(), names.end());
-  opts.weights_stem = "diffusion_pytorch_model";
-  opts.overwrite = false;  // checked above; the transformer goes into a fresh temporary folder
-
+std::vector<std::string> write_quantized_pipeline_folder(const std::string& in_dir, const std::string& out_dir,
+                                                         const std::function<void(const std::string&)>& write_transformer,
+                                                         const std::function<void(const std::string&)>& progress) {
   fs::path out = fs::absolute(fs::path(out_dir)).lexically_normal();
   if (out.filename().empty()) out = out.parent_path();
   std::error_code ec;
@@ -75,19 +62,47 @@ PipelineQuantizeSummary quantize_pipeline_folder_rtn(const std::string& in_dir, 
   fs::create_directory(tmp, ec);
   OMNI_CHECK(!ec, "cannot create temporary folder ", tmp.string(), ": ", ec.message());
 
-  PipelineQuantizeSummary summary;
-  summary.transformer = quantize_rtn_checkpoint(transformer_in, (tmp / kTransformer).string(), opts);
+  write_transformer((tmp / kTransformer).string());
+  std::vector<std::string> copied;
   for (const fs::directory_entry& e : fs::directory_iterator(in_dir)) {
     const std::string name = e.path().filename().string();
     if (name == kTransformer || name.empty() || name[0] == '.') continue;
     fs::copy(e.path(), tmp / name, fs::copy_options::recursive, ec);
     OMNI_CHECK(!ec, "cannot copy ", e.path().string(), " into ", tmp.string(), ": ", ec.message());
-    summary.copied.push_back(name);
-    if (opts.progress) opts.progress("copied " + name);
+    copied.push_back(name);
+    if (progress) progress("copied " + name);
   }
   replace_directory(tmp, out);  // a new name, or an exchange with the earlier output (--overwrite)
   guard.keep = true;
-  if (opts.progress) opts.progress("exported " + out.string());
+  if (progress) progress("exported " + out.string());
+  return copied;
+}
+
+PipelineQuantizeSummary quantize_pipeline_folder_rtn(const std::string& in_dir, const std::string& out_dir,
+                                                     RtnOptions opts) {
+  check_model_index(in_dir);
+  const std::string transformer_in = (fs::path(in_dir) / kTransformer).string();
+  const FluxSpec spec = read_flux_transformer_config(transformer_in);
+  clean_stale_temp_siblings(out_dir, opts.progress);
+  check_export_target(out_dir, in_dir, opts.overwrite);
+
+  opts.block_names = {"transformer_blocks", "single_transformer_blocks"};
+  std::set<std::string> names;
+  const FluxDoubleBlock double_block(spec);
+  const FluxSingleBlock single_block(spec);
+  for (const Block* b : {static_cast<const Block*>(&double_block), static_cast<const Block*>(&single_block)})
+    for (const LinearDesc& d : b->linears()) names.insert(d.name);
+  opts.linear_names.assign(names.begin(), names.end());
+  opts.weights_stem = "diffusion_pytorch_model";
+  opts.overwrite = false;  // checked above; the transformer goes into a fresh temporary folder
+
+  PipelineQuantizeSummary summary;
+  summary.copied = write_quantized_pipeline_folder(
+      in_dir, out_dir,
+      [&](const std::string& transformer_out) {
+        summary.transformer = quantize_rtn_checkpoint(transformer_in, transformer_out, opts);
+      },
+      opts.progress);
   return summary;
 }
 
