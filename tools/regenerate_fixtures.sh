@@ -22,4 +22,6 @@ for gen in make_broken_configs.py make_safetensors_fixtures.py make_broken_safet
   echo "== tools/$gen"
   "$py" "tools/$gen"
 done
+echo "== tools/train_tiny_flux.py --phases fixture (models/tiny-flux's golden; training itself is not rerun)"
+"$py" tools/train_tiny_flux.py --phases fixture
 git status --short tests/data tests/fuzz/corpus
