@@ -4,7 +4,10 @@
 #   2. generate text with the BF16 model;
 #   3. quantize it to W4A16 with AutoRound (default recipe: 200 iterations per block) and with plain RTN;
 #   4. compare both with the BF16 model on held-out text (PPL, ΔPPL, mean KLD, top-1 agreement);
-#   5. generate with the AutoRound checkpoint.
+#   5. generate with the AutoRound checkpoint;
+#   6. text to image with the shipped FLUX-architecture model (models/tiny-flux): one BF16 image, then the quality
+#      table of BF16 vs W4A16 RTN vs W4A16 AutoRound over 100 prompts x fixed seeds
+#      (scripts/text_to_image_quality.sh).
 # Calibration is sized to finish in a few minutes on a 2-core machine: 32 samples of 128 tokens, batch 4 (the
 # AutoRound defaults are 128 × 2048, batch 8 — see docs/quality.md for runs at larger sizes).
 set -euo pipefail
@@ -41,3 +44,9 @@ echo; echo "== W4A16 (AutoRound): $OUT/tiny-qwen3-w4a16-autoround"
 $bin generate "$OUT/tiny-qwen3-w4a16-autoround" -p "$PROMPT" -n 48
 echo
 $bin inspect "$OUT/tiny-qwen3-w4a16-autoround"
+
+echo; echo "== text to image: models/tiny-flux (BF16), $OUT/tiny-flux-bf16.png"
+$bin image models/tiny-flux -p "a photo of a sneaker" --size 32x32 --steps 28 --true-cfg-scale 4 \
+  --max-sequence-length 32 --seed 1 --device cpu -o "$OUT/tiny-flux-bf16.png"
+echo; echo "== text to image quality: BF16 vs W4A16 RTN vs W4A16 AutoRound, 100 prompts (10 per class), fixed seeds"
+bash scripts/text_to_image_quality.sh "$PWD/$bin" "$OUT/text-to-image"

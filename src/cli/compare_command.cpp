@@ -8,13 +8,17 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "backends/cpu/cpu_backend.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "io/file_util.h"
 #include "io/image/png.h"
+#include "pipelines/diffusion/frechet_distance.h"
+#include "pipelines/diffusion/image_classifier.h"
 #include "pipelines/diffusion/image_metrics.h"
 
 namespace omni::cli {
@@ -23,8 +27,47 @@ namespace {
 namespace fs = std::filesystem;
 
 struct CompareArgs {
-  std::string reference, candidate, level = "default", json, sheet;
+  std::string reference, candidate, level = "default", json, sheet, classifier;
 };
+
+// Prompt-following of both image sets by a classifier (tiny-flux's classifier/): the class each image was asked
+// for is the number before the first '-' of its file name ("07-3.png": class 7), an index into the classifier's
+// labels. Accuracy of each set, and the Fréchet distance between the two sets' penultimate features.
+struct ClassScores {
+  double reference_accuracy = 0, candidate_accuracy = 0, frechet = 0;
+};
+
+int64_t asked_class(const std::string& name, int64_t num_classes) {
+  const size_t dash = name.find('-');
+  const std::string head = name.substr(0, dash);
+  OMNI_CHECK(dash != std::string::npos && !head.empty() && head.size() <= 4 &&
+                 head.find_first_not_of("0123456789") == std::string::npos,
+             "compare --classifier: image \"", name, "\" does not start with its class index and '-' (e.g. 07-3.png)");
+  const int64_t c = std::stoll(head);
+  OMNI_CHECK(c < num_classes, "compare --classifier: image \"", name, "\" asks for class ", c, " but the classifier has ",
+             num_classes);
+  return c;
+}
+
+ClassScores score_classes(const std::string& dir, const std::vector<std::string>& names,
+                          const std::vector<RgbImage>& ref, const std::vector<RgbImage>& cand) {
+  OMNI_CHECK(names.size() >= 2 && !names[0].empty(), "compare --classifier needs two folders of at least two images");
+  std::unique_ptr<ImageClassifier> clf = ImageClassifier::open(dir, cpu_backend());
+  ClassScores s;
+  std::vector<std::vector<float>> fr, fc;
+  for (size_t i = 0; i < names.size(); ++i) {
+    const int64_t want = asked_class(names[i], static_cast<int64_t>(clf->labels().size()));
+    const ImageClassification r = clf->classify(ref[i]), c = clf->classify(cand[i]);
+    s.reference_accuracy += r.label == want;
+    s.candidate_accuracy += c.label == want;
+    fr.push_back(r.features);
+    fc.push_back(c.features);
+  }
+  s.reference_accuracy /= static_cast<double>(names.size());
+  s.candidate_accuracy /= static_cast<double>(names.size());
+  s.frechet = frechet_distance(fr, fc);
+  return s;
+}
 
 // The PNG names of a folder (sorted), or the file itself.
 std::vector<std::string> png_names(const std::string& path) {
@@ -82,6 +125,13 @@ int run_compare(const CompareArgs& a) {
               names.size(), all.psnr_db, all.mae, all.cosine, all.relative_l2, failed.empty() ? "PASS" : "FAIL",
               compare_level_name(level), failed.empty() ? "" : ":");
   for (const std::string& f : failed) std::printf("  %s\n", f.c_str());
+  std::optional<ClassScores> cls;
+  if (!a.classifier.empty()) {
+    cls = score_classes(a.classifier, names, ref, cand);
+    std::printf("classifier %s: class accuracy reference %.1f %%, candidate %.1f %% (drift %+.1f points); Fréchet "
+                "distance of the features %.4f\n", a.classifier.c_str(), 100 * cls->reference_accuracy,
+                100 * cls->candidate_accuracy, 100 * (cls->candidate_accuracy - cls->reference_accuracy), cls->frechet);
+  }
   if (!a.json.empty()) {
     nlohmann::ordered_json j = {
         {"reference", a.reference}, {"candidate", a.candidate}, {"level", compare_level_name(level)},
@@ -89,6 +139,9 @@ int run_compare(const CompareArgs& a) {
          {{"psnr_db_min", t.min_psnr_db}, {"mae_max", t.max_mae}, {"cosine_min", t.min_cosine},
           {"relative_l2_max", t.max_relative_l2}}},
         {"images", images}, {"all_images_metrics", to_json(all)}, {"passed", failed.empty()}, {"failed", failed}};
+    if (cls)
+      j["classifier"] = {{"dir", a.classifier}, {"reference_accuracy", cls->reference_accuracy},
+                         {"candidate_accuracy", cls->candidate_accuracy}, {"frechet_distance", cls->frechet}};
     write_file_atomic(a.json, j.dump(2) + "\n");
   }
   if (!a.sheet.empty()) write_png(a.sheet, contact_sheet(all_r, all_c), {{"omniround", "compare contact sheet"}});
@@ -107,6 +160,10 @@ std::function<int()> add_compare_command(CLI::App& app) {
       ->required()->check(CLI::ExistingPath);
   sub->add_option("--level", args->level, "thresholds: loose | default | strict (vLLM-Omni's)");
   sub->add_option("--json", args->json, "write a JSON report here");
+  sub->add_option("--classifier", args->classifier,
+                  "a classifier/ folder (models/tiny-flux): class accuracy of both sets against the class index that "
+                  "starts each file name, and the Fréchet distance of their features")
+      ->check(CLI::ExistingDirectory);
   sub->add_option("--sheet", args->sheet, "write a contact sheet PNG here (reference | candidate | |diff| x 4)");
   return [args, sub]() -> int {
     if (!sub->parsed()) return 2;

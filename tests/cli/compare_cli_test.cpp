@@ -83,4 +83,35 @@ TEST_F(CompareCli, SizeMismatchAndBadLevelAreClearErrors) {
   EXPECT_TRUE(has(level, "unknown comparison level \"tight\"")) << level.output;
 }
 
+TEST_F(CompareCli, ClassifierScoresPromptFollowingByFileName) {
+  // Two sneakers (class 7) from the shipped text-to-image model; the same set as reference and candidate.
+  const std::string flux = std::string(OMNI_SOURCE_DIR) + "/models/tiny-flux";
+  fs::create_directories(kTmp + "/ref");
+  for (int k = 0; k < 2; ++k) {
+    const Result g = run("image " + flux + " -p \"a photo of a sneaker\" --size 32x32 --steps 12 --true-cfg-scale 4 "
+                         "--max-sequence-length 32 --device cpu -q --seed " + std::to_string(k + 1) + " -o " + kTmp +
+                         "/ref/07-" + std::to_string(k) + ".png");
+    ASSERT_EQ(g.status, 0) << g.output;
+  }
+  fs::copy(kTmp + "/ref", kTmp + "/cand", fs::copy_options::recursive);
+  Result r = run("compare --reference " + kTmp + "/ref --candidate " + kTmp + "/cand --classifier " + flux +
+                 "/classifier --json " + kTmp + "/c.json");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(has(r, "class accuracy reference 100.0 %, candidate 100.0 % (drift +0.0 points)")) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(omni::read_text_file(kTmp + "/c.json"));
+  // Identical sets: 0 up to the rounding of the covariances' square roots (2 samples of 256 features: rank 1).
+  EXPECT_NEAR(j["classifier"]["frechet_distance"].get<double>(), 0.0, 1e-3);
+  // Renamed as if a bag (class 8) had been asked for: the sneakers miss.
+  for (const char* d : {"ref", "cand"})
+    for (int k = 0; k < 2; ++k)
+      fs::rename(kTmp + "/" + d + "/07-" + std::to_string(k) + ".png", kTmp + "/" + d + "/08-" + std::to_string(k) + ".png");
+  r = run("compare --reference " + kTmp + "/ref --candidate " + kTmp + "/cand --classifier " + flux + "/classifier");
+  EXPECT_TRUE(has(r, "class accuracy reference 0.0 %, candidate 0.0 %")) << r.output;
+  fs::rename(kTmp + "/ref/08-0.png", kTmp + "/ref/sneaker.png");
+  fs::rename(kTmp + "/cand/08-0.png", kTmp + "/cand/sneaker.png");
+  r = run("compare --reference " + kTmp + "/ref --candidate " + kTmp + "/cand --classifier " + flux + "/classifier");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(has(r, "image \"sneaker.png\" does not start with its class index")) << r.output;
+}
+
 }  // namespace
