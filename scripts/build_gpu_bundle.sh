@@ -16,7 +16,7 @@ cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DOMNI_CUDA=ON 
   -DOMNI_NATIVE=OFF -DOMNI_BENCH=OFF -DCMAKE_CUDA_COMPILER=/usr/local/cuda/bin/nvcc >/dev/null
 targets=(omniround backend_ops_test causal_lm_golden_test)
 for src in "$repo"/tests/backends/cuda/*_test.cu; do targets+=("$(basename "$src" .cu)"); done
-for src in "$repo"/tests/*/*_cuda_test.cpp; do [ -e "$src" ] && targets+=("$(basename "$src" .cpp)"); done
+while IFS= read -r src; do targets+=("$(basename "$src" .cpp)"); done < <(find "$repo/tests" -name '*_cuda_test.cpp' | sort)
 for src in "$repo"/bench/cuda/*_bench.cu; do [ -e "$src" ] && targets+=("$(basename "$src" .cu)"); done
 ninja -C "$build" -j"$jobs" "${targets[@]}"
 

@@ -115,6 +115,36 @@ else
 fi
 rm -rf "$dec"
 
+echo "== FLUX: the transformer at FLUX.1-dev shapes (random weights), BF16 vs W4A16, 1024² and 512²"
+for w in bf16 w4a16; do
+  check "flux_${w}_1024" "$B" bench flux --weights $w --size 1024x1024 --cfg-compare --device cuda
+  check "flux_${w}_512" "$B" bench flux --weights $w --size 512x512 --cfg-compare --device cuda
+done
+# FLUX's VAE decode at 1024² (its mid-block attention has one head of 512 channels).
+check flux_vae_1024 "$B" bench flux --weights w4a16 --size 1024x1024 --repeat 1 --vae --device cuda
+{
+  echo "| FLUX.1-dev shapes | weights GB | forward ms | TFLOP/s | 28 steps s | batched CFG / sequential | device peak GB |"
+  echo "|---|---|---|---|---|---|---|"
+  for w in bf16 w4a16; do
+    for px in 1024 512; do
+      l="$out/logs/flux_${w}_${px}.log"
+      gb=$(sed -n 's/.*, \([0-9.]*\) GB of weights.*/\1/p' "$l"); ms=$(sed -n 's/^forward (batch 1): \([0-9.]*\) ms.*/\1/p' "$l")
+      tf=$(sed -n 's/.*(\([0-9.]*\) TFLOP\/s).*/\1/p' "$l"); st=$(sed -n 's/.*28 steps: \([0-9.]*\) s.*/\1/p' "$l")
+      cfg=$(sed -n 's/.*batched takes \([0-9.]*\)x.*/\1/p' "$l"); pk=$(sed -n 's/^device memory at its peak: \([0-9.]*\) GB/\1/p' "$l")
+      echo "| $w ${px}² | ${gb:-?} | ${ms:-?} | ${tf:-?} | ${st:-?} | ${cfg:-?}x | ${pk:-?} |"
+    done
+  done
+  grep -h "^VAE decode" "$out"/logs/flux_vae_1024.log | sed 's/^/ /'
+} > "$out/flux.md"
+if [ -f models/tiny-flux/model_index.json ]; then
+  echo "== FLUX: the shipped tiny text-to-image model, GPU vs CPU"
+  for d in cuda cpu; do
+    check "tiny_flux_image_$d" "$B" image models/tiny-flux -p "a photo of a sneaker" --size 32x32 --steps 20 \
+      --true-cfg-scale 4 --max-sequence-length 32 --seed 1 --device $d --dtype f32 -o "$out/tiny_flux_$d.png"
+  done
+  check tiny_flux_gpu_vs_cpu "$B" compare --reference "$out/tiny_flux_cpu.png" --candidate "$out/tiny_flux_cuda.png" --level strict
+fi
+
 for b in "$bundle"/*_bench; do
   [ -x "$b" ] || continue
   name=$(basename "$b")
@@ -130,5 +160,6 @@ tar czf "$out/logs.tar.gz" -C "$out" logs && rm -rf "$out/logs"
   printf '%s\n' "${summary[@]}"
   cat "$out/quality_gpu_vs_cpu.md"
   [ -f "$out/decode.md" ] && cat "$out/decode.md"
+  [ -f "$out/flux.md" ] && cat "$out/flux.md"
 } | tee "$out/summary.md"
 exit $status
