@@ -24,9 +24,13 @@ for t in "%s" "a picture of %s" "an image of %s" "a product photo of %s"; do
   for c in "${classes[@]}"; do printf "$t\n" "$c" >> "$calib"; done
 done
 rm -rf "$out/tiny-flux-rtn" "$out/tiny-flux-autoround"
-"$bin" quantize "$FLUX" -o "$out/tiny-flux-rtn" --rtn >/dev/null
+# Their logs (per-block losses, timings) go to OUT_DIR/quantize-*.log; the last line is printed.
+"$bin" quantize "$FLUX" -o "$out/tiny-flux-rtn" --rtn >"$out/quantize-rtn.log" 2>&1 ||
+  { cat "$out/quantize-rtn.log" >&2; exit 1; }
 "$bin" quantize "$FLUX" -o "$out/tiny-flux-autoround" --dataset "$calib" --calib-size 32x32 --calib-steps 4 \
-  --max-sequence-length 32 --nsamples 40 --device cpu | grep -E "wall time|block .*/6 done" | tail -2
+  --max-sequence-length 32 --nsamples 40 --device cpu >"$out/quantize-autoround.log" 2>&1 ||
+  { cat "$out/quantize-autoround.log" >&2; exit 1; }
+echo "AutoRound of the transformer: $(grep -h "wall time" "$out/quantize-autoround.log") (log: $out/quantize-autoround.log)"
 for m in bf16 rtn autoround; do
   dir=$FLUX
   [ "$m" != bf16 ] && dir="$out/tiny-flux-$m"
