@@ -158,6 +158,12 @@ const Tolerance kTolerances[] = {
     {"grad:attention", Op::AttentionBackward, {}, kReduction, kBf16, kF16},
     {"grad:silu_mul", Op::SiluMulBackward, {}, kReduction, kBf16, kF16},
     {"grad:masked_mse_loss", Op::MaskedMseLoss, {}, kReduction, kBf16, kF16},
+    // The diffusion transformers' backward ops (F32 only; FLUX blocks), against finite differences as above.
+    {"grad:layer_norm", Op::LayerNormBackward, {}, kReduction, kBf16, kF16},
+    {"grad:gelu_tanh", Op::GeluTanhBackward, {}, kReduction, kBf16, kF16},
+    {"grad:modulate", Op::ModulateBackward, {}, kReduction, kBf16, kF16},
+    {"grad:gated_add", Op::GatedAddBackward, {}, kReduction, kBf16, kF16},
+    {"grad:rope_interleaved", Op::RopeInterleavedBackward, {}, kReduction, kBf16, kF16},
     // AutoRound parameter ops: the shared QDQ formula (backends/qdq_formula.h) makes them exact on every backend.
     {"fake_quant", Op::FakeQuant, {}, kExact, kExact, kExact},
     {"fake_quant_backward", Op::FakeQuantBackward, {}, kExact, kExact, kExact},
@@ -1515,6 +1521,75 @@ TEST_P(BackendOps, GradMaskedMseLoss) {
 // ---------------------------------------------------------------------------------------------------------
 // Bad arguments: every one must throw an omni::Error whose message names the op ("rms_norm: ..."), or says
 // the variant does not support the op.
+
+// The diffusion-transformer backward ops: each against central differences of the double reference forward, on
+// odd sizes, with a random upstream gradient r (L = Σ r · y).
+TEST_P(BackendOps, GradLayerNorm) {
+  const int64_t rows = 3, D = 9;
+  const float eps = 1e-6f;
+  run_case("grad:layer_norm", "x=[3, 9] no affine", [&](Case& c) {
+    Input x = input({rows, D}, adt(), 2.0f);
+    const Input r = input({rows, D}, adt());
+    Tensor dx = poisoned({rows, D}, adt());
+    be().layer_norm_backward(dx, r.dev, x.dev, eps, false);
+    auto loss = [&] { return test::weighted_sum(r.val, ref::layer_norm(x.val, {}, {}, rows, D, eps).data()); };
+    c.compare("dx", fetch(dx), fd(x.val, loss));
+  });
+}
+TEST_P(BackendOps, GradGeluTanh) {
+  run_case("grad:gelu_tanh", "x=[13]", [&](Case& c) {
+    Input x = input({13}, adt(), 4.0f);
+    const Input r = input({13}, adt());
+    Tensor dx = poisoned({13}, adt());
+    be().gelu_tanh_backward(dx, r.dev, x.dev);
+    auto loss = [&] { return test::weighted_sum(r.val, ref::gelu_tanh(x.val).data()); };
+    c.compare("dx", fetch(dx), fd(x.val, loss));
+  });
+}
+TEST_P(BackendOps, GradModulate) {
+  const int64_t B = 2, T = 3, D = 5;
+  run_case("grad:modulate", "x=[2, 3, 5] dx dscale dshift", [&](Case& c) {
+    Input x = input({B, T, D}, adt(), 2.0f), sc = input({B, D}, adt(), 0.9f), sh = input({B, D}, adt());
+    const Input r = input({B, T, D}, adt());
+    Tensor dx = poisoned({B, T, D}, adt()), dsc = poisoned({B, D}, adt()), dsh = poisoned({B, D}, adt());
+    be().modulate_backward(dx, dsc, dsh, r.dev, x.dev, sc.dev);
+    auto loss = [&] { return test::weighted_sum(r.val, ref::modulate(x.val, sc.val, sh.val, B, T, D).data()); };
+    c.compare("dx", fetch(dx), fd(x.val, loss));
+    c.compare("dscale", fetch(dsc), fd(sc.val, loss));
+    c.compare("dshift", fetch(dsh), fd(sh.val, loss));
+  });
+}
+TEST_P(BackendOps, GradGatedAdd) {
+  const int64_t B = 2, T = 3, D = 5;
+  run_case("grad:gated_add", "x=[2, 3, 5] dgate dh", [&](Case& c) {
+    Input x = input({B, T, D}, adt()), g = input({B, D}, adt(), 1.5f), h = input({B, T, D}, adt(), 2.0f);
+    const Input r = input({B, T, D}, adt());
+    Tensor dg = poisoned({B, D}, adt()), dh = poisoned({B, T, D}, adt());
+    be().gated_add_backward(dg, dh, r.dev, g.dev, h.dev);
+    auto loss = [&] { return test::weighted_sum(r.val, ref::gated_add(x.val, g.val, h.val, B, T, D).data()); };
+    c.compare("dgate", fetch(dg), fd(g.val, loss));
+    c.compare("dh", fetch(dh), fd(h.val, loss));
+    c.compare("dx = dy", r.val, fd(x.val, loss));  // the residual's gradient is dy itself (no output)
+  });
+}
+TEST_P(BackendOps, GradRopeInterleaved) {
+  const int64_t N = 3, H = 2, hd = 6;
+  run_case("grad:rope_interleaved", "x=[3, 2, 6]", [&](Case& c) {
+    Input x = input({N, H, hd}, adt());
+    Input r = input({N, H, hd}, adt());
+    const auto angles = test::random_floats(static_cast<size_t>(N * hd / 2), seed_++, 20.0f);
+    std::vector<float> cs(static_cast<size_t>(N * hd)), sn(cs.size());
+    for (size_t p = 0; p < angles.size(); ++p) {
+      cs[2 * p] = cs[2 * p + 1] = std::cos(angles[p]);
+      sn[2 * p] = sn[2 * p + 1] = std::sin(angles[p]);
+    }
+    const Tensor cos_h = Tensor::from_f32(cs, {N, hd}), sin_h = Tensor::from_f32(sn, {N, hd});
+    be().rope_interleaved_backward(r.dev, to_dev(cos_h), to_dev(sin_h));  // in place on the gradient
+    const Vec cv = values_of(cos_h), sv = values_of(sin_h);
+    auto loss = [&] { return test::weighted_sum(r.val, ref::rope_interleaved(x.val, cv, sv, N, H, hd).data()); };
+    c.compare("dx", fetch(r.dev), fd(x.val, loss));
+  });
+}
 
 TEST_P(BackendOps, ErrorsNameTheOp) {
   const DType a = adt();
