@@ -981,6 +981,15 @@ TEST_P(BackendOps, Attention) {
       be().attention(out, t.q.dev, t.k.dev, t.v.dev, t.rows);
       c.compare("out", fetch(out), ref::attention(t.q.val, t.k.val, t.v.val, t.d, t.slot, t.pos, nullptr, false));
     });
+  // Heads wider than the per-row kernels take (FLUX's VAE mid-block: one head of 512 channels), full mask.
+  for (const AttnCase& a : {AttnCase{2, 40, 1, 1, 512, {}, {}}, AttnCase{1, 70, 2, 2, 320, {}, {}}})
+    run_case("attention[full]", a.label(), [&](Case& c) {
+      AttnData t = make(a);
+      t.rows.mask = AttentionMask::Full;
+      Tensor out = poisoned(t.q.host.shape(), adt());
+      be().attention(out, t.q.dev, t.k.dev, t.v.dev, t.rows);
+      c.compare("out", fetch(out), ref::attention(t.q.val, t.k.val, t.v.val, t.d, t.slot, t.pos, nullptr, false));
+    });
 }
 
 // Elementwise shapes: odd, a single element, leading dims; `alias` says which input the output overwrites.

@@ -1,5 +1,7 @@
 #include "backends/cuda/cuda_backend.h"
 
+#include <cmath>
+
 #include <cstdlib>
 #include <cstring>
 
@@ -415,6 +417,14 @@ void CudaBackend::attention_impl(Tensor& out, const Tensor& q, const Tensor& k, 
       (rows.whole_sequences || (sh.S == 1 && sh.N >= kFlashMinRows))) {
     launch_flash_attention(out.raw(), q.raw(), k.raw(), v.raw(), q.dtype(), rows.slot.data<int32_t>(),
                            rows.position.data<int32_t>(), sh, fault_, stream_);
+    return;
+  }
+  // Heads wider than the per-row kernels take (a VAE mid-block's single head of 512): whole sequences with every key
+  // visible are the bias-free case of attention_with_bias's warp-per-row kernel ([S, C, H, hd] rows in order).
+  constexpr int64_t kPerRowMaxHd = 256;
+  if (!lse && hd > kPerRowMaxHd && rows.whole_sequences && rows.mask == AttentionMask::Full && Hq == sh.Hkv) {
+    launch_attention_with_bias(out.raw(), q.raw(), k.raw(), v.raw(), nullptr, sh.S, sh.C, sh.C, Hq, hd, false,
+                               1.0f / std::sqrt(static_cast<float>(hd)), q.dtype(), stream_);
     return;
   }
   const AttentionSplitPlan plan = plan_attention_split(sh, sm_count_);

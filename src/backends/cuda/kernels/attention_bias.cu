@@ -41,13 +41,14 @@ __global__ void attention_bias_kernel(T* out, const T* q, const T* k, const T* v
   const int64_t key_stride = H * hd;  // between consecutive keys of one head
   const T* kb = k + b * Lk * key_stride + h * hd;
   const T* vb = v + b * Lk * key_stride + h * hd;
-  const float* brow = bias + (((per_sample ? b * H : 0) + h) * Lq + row) * Lk;
+  // No bias (nullptr): every key visible, the plain full-mask attention of heads too wide for the flash kernel.
+  const float* brow = bias ? bias + (((per_sample ? b * H : 0) + h) * Lq + row) * Lk : nullptr;
   float m = -INFINITY, l = 0.f;
   for (int64_t c = 0; c < Lk; c += 32) {
     const int64_t j = c + lane;
     float sc = -INFINITY;
     if (j < Lk) {
-      const float bj = brow[j];
+      const float bj = brow ? brow[j] : 0.f;
       if (bj != -INFINITY) {
         const T* kj = kb + j * key_stride;
         float dot = 0.f;
@@ -107,7 +108,7 @@ __global__ void attention_bias_tiled_kernel(T* out, const T* q, const T* k, cons
   }
   const T* kb = k + b * Lk * key_stride + h * hd;
   const T* vb = v + b * Lk * key_stride + h * hd;
-  const float* bias_bh = bias + ((per_sample ? b * H : 0) + h) * Lq * Lk;
+  const float* bias_bh = bias ? bias + ((per_sample ? b * H : 0) + h) * Lq * Lk : nullptr;
   for (int64_t c = 0; c < Lk; c += 32) {
     const int cnt = static_cast<int>(Lk - c < 32 ? Lk - c : 32);
     __syncthreads();  // the previous chunk is consumed (and, the first time, q is staged)
@@ -124,7 +125,7 @@ __global__ void attention_bias_tiled_kernel(T* out, const T* q, const T* k, cons
       const float* qr = qs + (warp * kTiledRows + rr) * hd;
       float sc = -INFINITY;
       if (lane < cnt) {
-        const float bj = bias_bh[row * Lk + c + lane];
+        const float bj = bias_bh ? bias_bh[row * Lk + c + lane] : 0.f;
         if (bj != -INFINITY) {
           const float* kr = ks + lane * (hd + 1);
           float dot = 0.f;

@@ -136,7 +136,7 @@ void launch_rope_interleaved(void* x, const float* cos, const float* sin, int64_
 
 // ---- attention with an additive bias (attention_bias.cu) ----
 // out [B, Lq, H, hd] = softmax(scale · q·kᵀ + bias) · v, k and v [B, Lk, H, hd], bias f32 [H, Lq, Lk] or (per
-// sample) [B, H, Lq, Lk]; a row whose keys are all −inf gives zeros.
+// sample) [B, H, Lq, Lk], or null (no bias: every key visible); a row whose keys are all −inf gives zeros.
 void launch_attention_with_bias(void* out, const void* q, const void* k, const void* v, const float* bias, int64_t B,
                                 int64_t Lq, int64_t Lk, int64_t H, int64_t hd, bool bias_per_sample, float scale,
                                 DType act, cudaStream_t s);
