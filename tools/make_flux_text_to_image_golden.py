@@ -35,6 +35,9 @@ from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeli
 from safetensors.torch import save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config, T5EncoderModel, T5TokenizerFast
 
+# The same random initialisation and BF16 save as the encoder goldens (one place for both).
+from make_text_encoder_fixtures import randomize, save_bf16
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 OUT = DATA / "flux" / "tiny-t2i"
@@ -69,31 +72,6 @@ def omni_noise(seed, shape):
         if i + 1 < n:
             out[i + 1] = r * math.sin(2 * math.pi * u2)
     return torch.from_numpy(out.reshape(shape))
-
-
-def randomize(model, q_scale=None):
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.ndim == 1 and "norm" in name and name.endswith("weight"):
-                p.copy_(1.0 + 0.2 * torch.randn_like(p))
-            elif p.ndim == 1:
-                p.copy_(0.1 * torch.randn_like(p))
-            elif "embed" in name or "shared" in name:
-                p.copy_(0.7 * torch.randn_like(p))
-            elif "relative_attention_bias" in name:
-                p.copy_(0.5 * torch.randn_like(p))
-            else:
-                p.copy_(torch.randn_like(p) / p.shape[1] ** 0.5)
-                if q_scale is not None and name.endswith(".q.weight"):
-                    p.mul_(q_scale)
-
-
-def save_bf16(model, directory):
-    model = model.to(torch.bfloat16)
-    if directory.exists():
-        shutil.rmtree(directory)
-    model.save_pretrained(directory, safe_serialization=True)
-    return model.to(torch.float32)
 
 
 def assemble(folder, clip_dir, t5_dir):
